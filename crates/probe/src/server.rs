@@ -1,0 +1,294 @@
+//! Server mode: HTTP/1.1 and h2c (prior knowledge) on `0.0.0.0:$PORT`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, Request};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Json, Router};
+use futures_util::stream;
+use http_body_util::BodyExt;
+use serde_json::json;
+
+use crate::{metadata, report, signals};
+
+type Params = Query<HashMap<String, String>>;
+
+/// Memory handed out by `/alloc`, held until the process ends.
+static HELD: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+pub async fn run() -> ExitCode {
+    let port = match std::env::var("PORT") {
+        Ok(p) => p,
+        Err(_) => {
+            eprintln!("probe: PORT is not set; Cloud Run's container contract says the platform sets it (run `probe job` for job mode)");
+            return ExitCode::from(1);
+        }
+    };
+    let port: u16 = match port.parse() {
+        Ok(p) if p > 0 => p,
+        _ => {
+            eprintln!("probe: PORT={port:?} is not a port number in 1-65535");
+            return ExitCode::from(1);
+        }
+    };
+    let delay = signals::env_ms("PROBE_STARTUP_DELAY_MS");
+    if delay > 0 {
+        println!("probe: delaying startup by {delay} ms");
+        signals::sleep_ms(delay).await;
+    }
+    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("probe: cannot listen on 0.0.0.0:{port}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!("probe: listening on 0.0.0.0:{port}");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router()).await {
+            eprintln!("probe: server failed: {e}");
+            std::process::exit(1);
+        }
+    });
+    signals::sigterm().await;
+    // The listener stays open while draining: in-flight and late requests still get answers.
+    let drain = signals::env_ms("PROBE_DRAIN_MS");
+    if drain > 0 {
+        println!("probe: draining for {drain} ms");
+        signals::sleep_ms(drain).await;
+    }
+    println!("probe: exiting");
+    ExitCode::SUCCESS
+}
+
+pub fn router() -> Router {
+    Router::new()
+        .route("/", any(|| async { Json(report::report()) }))
+        .route("/headers", any(headers))
+        .route("/sleep", any(sleep))
+        .route("/status", any(status))
+        .route("/alloc", any(alloc))
+        .route("/write", any(write))
+        .route("/crash", any(crash))
+        .route("/exit", any(exit))
+        .route("/cookie", any(cookie))
+        .route("/stream", any(stream_chunks))
+        .route("/log", any(log))
+        .route("/ws", any(ws))
+        .route("/metadata", any(metadata_proxy))
+}
+
+fn bad_request(msg: String) -> Response {
+    (StatusCode::BAD_REQUEST, msg + "\n").into_response()
+}
+
+/// Reads a numeric query parameter, with a default when absent and a 400 when malformed.
+fn param<T: std::str::FromStr>(q: &Params, name: &str, default: T) -> Result<T, Response> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| bad_request(format!("query parameter {name}={v:?} is not a number"))),
+    }
+}
+
+async fn headers(req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let version = format!("{:?}", parts.version);
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body_bytes = match body.collect().await {
+        Ok(b) => b.to_bytes().len(),
+        Err(e) => return bad_request(format!("cannot read the request body: {e}")),
+    };
+    Json(json!({
+        "request_line": format!("{} {} {}", parts.method, parts.uri, version),
+        "method": parts.method.as_str(),
+        "uri": parts.uri.to_string(),
+        "version": version,
+        "headers": headers,
+        "body_bytes": body_bytes,
+    }))
+    .into_response()
+}
+
+async fn sleep(q: Params) -> Response {
+    let ms = match param(&q, "ms", 0u64) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    signals::sleep_ms(ms).await;
+    Json(json!({ "slept_ms": ms })).into_response()
+}
+
+async fn status(q: Params) -> Response {
+    let code = match param(&q, "code", 200u16) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match StatusCode::from_u16(code) {
+        Ok(s) => (s, format!("status {code}\n")).into_response(),
+        Err(_) => bad_request(format!("{code} is not an HTTP status code")),
+    }
+}
+
+async fn alloc(q: Params) -> Response {
+    let mib = match param(&q, "mib", 0usize) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    // Touch every page so the memory is really charged to the cgroup.
+    let block = vec![0xA5u8; mib << 20];
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    held.push(block);
+    let total: usize = held.iter().map(Vec::len).sum();
+    Json(json!({ "allocated_mib": mib, "held_mib": total >> 20 })).into_response()
+}
+
+async fn write(q: Params) -> Response {
+    let mib = match param(&q, "mib", 0usize) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let path = std::env::temp_dir().join(format!("probe-write-{}-{n}.bin", std::process::id()));
+    let result = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&path)?;
+            // Non-zero data: a zero page could be stored sparsely and not charged.
+            let chunk = vec![0x5Au8; 1 << 20];
+            for _ in 0..mib {
+                f.write_all(&chunk)?;
+            }
+            f.sync_all()
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => {
+            Json(json!({ "path": path.display().to_string(), "mib": mib })).into_response()
+        }
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("writing {}: {e}\n", path.display()),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn crash() -> Response {
+    eprintln!("probe: crashing (abort) as asked by /crash");
+    std::process::abort()
+}
+
+async fn exit(q: Params) -> Response {
+    let code = match param(&q, "code", 0i32) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    println!("probe: exiting with code {code} as asked by /exit");
+    std::process::exit(code)
+}
+
+async fn cookie() -> Response {
+    (
+        [(header::SET_COOKIE, "probe=1; Path=/; HttpOnly")],
+        "cookie set\n",
+    )
+        .into_response()
+}
+
+async fn stream_chunks(q: Params) -> Response {
+    let (chunks, ms) = match (param(&q, "chunks", 5u32), param(&q, "ms", 100u64)) {
+        (Ok(c), Ok(m)) => (c, m),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let body = stream::unfold(0u32, move |i| async move {
+        if i >= chunks {
+            return None;
+        }
+        if i > 0 {
+            signals::sleep_ms(ms).await;
+        }
+        Some((
+            Ok::<_, Infallible>(Bytes::from(format!("chunk {i}\n"))),
+            i + 1,
+        ))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+}
+
+/// Prints numbered lines to stdout or stderr, plain or as Cloud Logging structured JSON.
+async fn log(q: Params) -> Response {
+    let lines = match param(&q, "lines", 1u32) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let to_stderr = q.get("stream").is_some_and(|s| s == "stderr");
+    let prefix = q.get("text").cloned().unwrap_or_else(|| "line".into());
+    for i in 0..lines {
+        let text = match q.get("severity") {
+            Some(sev) => json!({ "severity": sev, "message": format!("{prefix} {i}") }).to_string(),
+            None => format!("{prefix} {i}"),
+        };
+        if to_stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+    Json(json!({ "lines": lines })).into_response()
+}
+
+async fn ws(upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(echo)
+}
+
+async fn echo(mut socket: WebSocket) {
+    while let Some(Ok(msg)) = socket.recv().await {
+        let reply = match msg {
+            Message::Text(_) | Message::Binary(_) => msg,
+            Message::Close(_) => return,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        if socket.send(reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn metadata_proxy(q: Params) -> Response {
+    let path = q.get("path").cloned().unwrap_or_default();
+    match tokio::time::timeout(Duration::from_secs(10), metadata::fetch(&path)).await {
+        Ok(Ok(answer)) => Json(answer).into_response(),
+        Ok(Err(e)) => (StatusCode::BAD_GATEWAY, Json(json!({ "error": e }))).into_response(),
+        Err(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            Json(json!({ "error": "metadata server did not answer within 10 s" })),
+        )
+            .into_response(),
+    }
+}
