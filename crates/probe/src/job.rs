@@ -53,6 +53,7 @@ pub fn told_to_fail(indexes: &str, index: u64, attempt: u64, fail_attempts: u64)
 }
 
 pub async fn run() -> ExitCode {
+    let mut sigterm = signals::Sigterm::install();
     let cloud_run: BTreeMap<String, String> = std::env::vars()
         .filter(|(k, _)| k.starts_with("CLOUD_RUN_"))
         .collect();
@@ -76,7 +77,7 @@ pub async fn run() -> ExitCode {
 
     tokio::select! {
         _ = signals::sleep_ms(signals::env_ms("PROBE_SLEEP_MS")) => {}
-        _ = signals::sigterm() => {
+        _ = sigterm.recv() => {
             record("sigterm", index, attempt);
             return ExitCode::from(143);
         }

@@ -25,6 +25,7 @@ type Params = Query<HashMap<String, String>>;
 static HELD: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 pub async fn run() -> ExitCode {
+    let mut sigterm = signals::Sigterm::install();
     let port = match std::env::var("PORT") {
         Ok(p) => p,
         Err(_) => {
@@ -58,7 +59,7 @@ pub async fn run() -> ExitCode {
             std::process::exit(1);
         }
     });
-    signals::sigterm().await;
+    sigterm.recv().await;
     // The listener stays open while draining: in-flight and late requests still get answers.
     let drain = signals::env_ms("PROBE_DRAIN_MS");
     if drain > 0 {
@@ -86,21 +87,28 @@ pub fn router() -> Router {
         .route("/metadata", any(metadata_proxy))
 }
 
-fn bad_request(msg: String) -> Response {
-    (StatusCode::BAD_REQUEST, msg + "\n").into_response()
+/// A malformed request, answered 400 with a message naming the problem.
+struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        (StatusCode::BAD_REQUEST, self.0 + "\n").into_response()
+    }
 }
 
+type Answer = Result<Response, BadRequest>;
+
 /// Reads a numeric query parameter, with a default when absent and a 400 when malformed.
-fn param<T: std::str::FromStr>(q: &Params, name: &str, default: T) -> Result<T, Response> {
+fn param<T: std::str::FromStr>(q: &Params, name: &str, default: T) -> Result<T, BadRequest> {
     match q.get(name) {
         None => Ok(default),
         Some(v) => v
             .parse()
-            .map_err(|_| bad_request(format!("query parameter {name}={v:?} is not a number"))),
+            .map_err(|_| BadRequest(format!("query parameter {name}={v:?} is not a number"))),
     }
 }
 
-async fn headers(req: Request) -> Response {
+async fn headers(req: Request) -> Answer {
     let (parts, body) = req.into_parts();
     let version = format!("{:?}", parts.version);
     let headers: Vec<(String, String)> = parts
@@ -115,9 +123,9 @@ async fn headers(req: Request) -> Response {
         .collect();
     let body_bytes = match body.collect().await {
         Ok(b) => b.to_bytes().len(),
-        Err(e) => return bad_request(format!("cannot read the request body: {e}")),
+        Err(e) => return Err(BadRequest(format!("cannot read the request body: {e}"))),
     };
-    Json(json!({
+    Ok(Json(json!({
         "request_line": format!("{} {} {}", parts.method, parts.uri, version),
         "method": parts.method.as_str(),
         "uri": parts.uri.to_string(),
@@ -125,47 +133,35 @@ async fn headers(req: Request) -> Response {
         "headers": headers,
         "body_bytes": body_bytes,
     }))
-    .into_response()
+    .into_response())
 }
 
-async fn sleep(q: Params) -> Response {
-    let ms = match param(&q, "ms", 0u64) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn sleep(q: Params) -> Answer {
+    let ms = param(&q, "ms", 0u64)?;
     signals::sleep_ms(ms).await;
-    Json(json!({ "slept_ms": ms })).into_response()
+    Ok(Json(json!({ "slept_ms": ms })).into_response())
 }
 
-async fn status(q: Params) -> Response {
-    let code = match param(&q, "code", 200u16) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn status(q: Params) -> Answer {
+    let code = param(&q, "code", 200u16)?;
     match StatusCode::from_u16(code) {
-        Ok(s) => (s, format!("status {code}\n")).into_response(),
-        Err(_) => bad_request(format!("{code} is not an HTTP status code")),
+        Ok(s) => Ok((s, format!("status {code}\n")).into_response()),
+        Err(_) => Err(BadRequest(format!("{code} is not an HTTP status code"))),
     }
 }
 
-async fn alloc(q: Params) -> Response {
-    let mib = match param(&q, "mib", 0usize) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn alloc(q: Params) -> Answer {
+    let mib = param(&q, "mib", 0usize)?;
     // Touch every page so the memory is really charged to the cgroup.
     let block = vec![0xA5u8; mib << 20];
     let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
     held.push(block);
     let total: usize = held.iter().map(Vec::len).sum();
-    Json(json!({ "allocated_mib": mib, "held_mib": total >> 20 })).into_response()
+    Ok(Json(json!({ "allocated_mib": mib, "held_mib": total >> 20 })).into_response())
 }
 
-async fn write(q: Params) -> Response {
-    let mib = match param(&q, "mib", 0usize) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn write(q: Params) -> Answer {
+    let mib = param(&q, "mib", 0usize)?;
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let path = std::env::temp_dir().join(format!("probe-write-{}-{n}.bin", std::process::id()));
@@ -183,7 +179,7 @@ async fn write(q: Params) -> Response {
         }
     })
     .await;
-    match result {
+    Ok(match result {
         Ok(Ok(())) => {
             Json(json!({ "path": path.display().to_string(), "mib": mib })).into_response()
         }
@@ -193,7 +189,7 @@ async fn write(q: Params) -> Response {
         )
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
-    }
+    })
 }
 
 async fn crash() -> Response {
@@ -201,11 +197,8 @@ async fn crash() -> Response {
     std::process::abort()
 }
 
-async fn exit(q: Params) -> Response {
-    let code = match param(&q, "code", 0i32) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn exit(q: Params) -> Answer {
+    let code = param(&q, "code", 0i32)?;
     println!("probe: exiting with code {code} as asked by /exit");
     std::process::exit(code)
 }
@@ -218,11 +211,9 @@ async fn cookie() -> Response {
         .into_response()
 }
 
-async fn stream_chunks(q: Params) -> Response {
-    let (chunks, ms) = match (param(&q, "chunks", 5u32), param(&q, "ms", 100u64)) {
-        (Ok(c), Ok(m)) => (c, m),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
+async fn stream_chunks(q: Params) -> Answer {
+    let chunks = param(&q, "chunks", 5u32)?;
+    let ms = param(&q, "ms", 100u64)?;
     let body = stream::unfold(0u32, move |i| async move {
         if i >= chunks {
             return None;
@@ -235,18 +226,15 @@ async fn stream_chunks(q: Params) -> Response {
             i + 1,
         ))
     });
-    Response::builder()
+    Ok(Response::builder()
         .header(header::CONTENT_TYPE, "text/plain")
         .body(Body::from_stream(body))
-        .unwrap_or_else(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+        .unwrap_or_else(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()))
 }
 
 /// Prints numbered lines to stdout or stderr, plain or as Cloud Logging structured JSON.
-async fn log(q: Params) -> Response {
-    let lines = match param(&q, "lines", 1u32) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn log(q: Params) -> Answer {
+    let lines = param(&q, "lines", 1u32)?;
     let to_stderr = q.get("stream").is_some_and(|s| s == "stderr");
     let prefix = q.get("text").cloned().unwrap_or_else(|| "line".into());
     for i in 0..lines {
@@ -260,7 +248,7 @@ async fn log(q: Params) -> Response {
             println!("{text}");
         }
     }
-    Json(json!({ "lines": lines })).into_response()
+    Ok(Json(json!({ "lines": lines })).into_response())
 }
 
 async fn ws(upgrade: WebSocketUpgrade) -> Response {

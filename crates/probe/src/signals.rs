@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Reads a millisecond count from the environment, 0 when unset or malformed.
 pub fn env_ms(name: &str) -> u64 {
@@ -16,25 +16,37 @@ pub fn ignore_sigterm() -> bool {
     std::env::var("PROBE_IGNORE_SIGTERM").is_ok_and(|v| v == "1")
 }
 
-/// Waits for SIGTERM, printing the line tests look for. With `PROBE_IGNORE_SIGTERM=1` the
-/// signal is reported and ignored, so this never returns and the platform must SIGKILL.
-pub async fn sigterm() {
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("probe: cannot install a SIGTERM handler: {e}");
-            std::future::pending::<()>().await;
-            unreachable!()
+/// A SIGTERM handler, installed when created: create it before announcing readiness, so a
+/// SIGTERM that comes early is still seen rather than killing the process outright.
+pub struct Sigterm(Option<Signal>);
+
+impl Sigterm {
+    pub fn install() -> Self {
+        match signal(SignalKind::terminate()) {
+            Ok(s) => Self(Some(s)),
+            Err(e) => {
+                eprintln!("probe: cannot install a SIGTERM handler: {e}");
+                Self(None)
+            }
         }
-    };
-    loop {
-        term.recv().await;
-        if ignore_sigterm() {
-            println!("probe: SIGTERM received (ignored)");
-            continue;
+    }
+
+    /// Waits for SIGTERM, printing the line tests look for. With `PROBE_IGNORE_SIGTERM=1`
+    /// the signal is reported and ignored, so this never returns and the platform must
+    /// SIGKILL.
+    pub async fn recv(&mut self) {
+        let Some(term) = self.0.as_mut() else {
+            return std::future::pending().await;
+        };
+        loop {
+            term.recv().await;
+            if ignore_sigterm() {
+                println!("probe: SIGTERM received (ignored)");
+                continue;
+            }
+            println!("probe: SIGTERM received");
+            return;
         }
-        println!("probe: SIGTERM received");
-        return;
     }
 }
 

@@ -1,0 +1,329 @@
+//! The probe's server mode, endpoint by endpoint.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
+use common::{Probe, PATIENCE};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Bytes;
+
+#[test]
+fn refuses_to_start_without_a_valid_port() {
+    for port in [None, Some("0"), Some("http"), Some("70000")] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_probe"));
+        cmd.env_clear();
+        if let Some(p) = port {
+            cmd.env("PORT", p);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "PORT={port:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("PORT"),
+            "PORT={port:?}"
+        );
+    }
+}
+
+#[test]
+fn root_reports_the_sandbox() {
+    let probe = Probe::start(&[], &[("K_SERVICE", "hello")]);
+    let r = probe.get("/");
+    assert_eq!(r.status, 200);
+    let j = r.json();
+    assert_eq!(j["env"]["K_SERVICE"], "hello");
+    assert_eq!(j["env"]["PORT"], probe.addr.port().to_string());
+    assert_eq!(j["stdin"], "eof");
+    for key in [
+        "uid", "gid", "euid", "hostname", "cwd", "mounts", "cgroup", "files",
+    ] {
+        assert!(!j[key].is_null(), "{key} missing");
+    }
+    assert_eq!(j["files"]["/dev/null"]["type"], "char");
+    assert_eq!(j["files"]["/dev/null"]["major"], 1);
+    assert_eq!(j["files"]["/dev/fd"]["type"], "symlink");
+    assert_eq!(j["files"]["/dev/fd"]["link"], "/proc/self/fd");
+    assert_eq!(j["pid"], probe.pid());
+}
+
+async fn h1(probe: &Probe) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let s = tokio::net::TcpStream::connect(probe.addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
+        .await
+        .unwrap();
+    tokio::spawn(conn.with_upgrades());
+    sender
+}
+
+#[tokio::test]
+async fn headers_are_echoed_over_http1_and_h2c() {
+    let probe = Probe::start(&[], &[]);
+    let mut sender = h1(&probe).await;
+    let req = hyper::Request::post("/headers?x=1")
+        .header("Host", "svc.example")
+        .header("X-Probe", "a")
+        .header("X-Probe", "b")
+        .body(Full::new(Bytes::from_static(b"12345")))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let j: serde_json::Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(j["request_line"], "POST /headers?x=1 HTTP/1.1");
+    assert_eq!(j["body_bytes"], 5);
+    let probes: Vec<&str> = j["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == "x-probe")
+        .map(|h| h[1].as_str().unwrap())
+        .collect();
+    assert_eq!(probes, ["a", "b"]);
+
+    // HTTP/2 with prior knowledge on the same port (h2c), as Cloud Run speaks it end to end.
+    let s = tokio::net::TcpStream::connect(probe.addr).await.unwrap();
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(s),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get(format!("http://{}/headers", probe.addr))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = h2.send_request(req).await.unwrap();
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    let j: serde_json::Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(j["version"], "HTTP/2.0");
+}
+
+#[test]
+fn status_sleep_and_malformed_parameters() {
+    let probe = Probe::start(&[], &[]);
+    assert_eq!(probe.get("/status?code=418").status, 418);
+    assert_eq!(probe.get("/status?code=503").status, 503);
+    let bad = probe.get("/status?code=teapot");
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("code"), "{}", bad.text());
+    assert_eq!(probe.get("/status?code=99").status, 400);
+    assert_eq!(probe.get("/sleep?ms=20").json()["slept_ms"], 20);
+    assert_eq!(probe.get("/sleep?ms=-1").status, 400);
+    assert_eq!(probe.get("/no/such/path").status, 404);
+}
+
+#[test]
+fn alloc_keeps_memory_and_write_fills_tmp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let probe = Probe::start(&[], &[("TMPDIR", tmp.path().to_str().unwrap())]);
+    assert_eq!(probe.get("/alloc?mib=4").json()["held_mib"], 4);
+    assert_eq!(probe.get("/alloc?mib=6").json()["held_mib"], 10);
+    let w = probe.get("/write?mib=3").json();
+    let path = std::path::PathBuf::from(w["path"].as_str().unwrap());
+    assert!(path.starts_with(tmp.path()), "{path:?}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 3 << 20);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", probe.pid())).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        rss_kib >= 10 * 1024,
+        "allocated pages are touched: VmRSS {rss_kib} KiB"
+    );
+}
+
+#[test]
+fn cookie_and_logs() {
+    let probe = Probe::start(&[], &[]);
+    let r = probe.get("/cookie");
+    assert_eq!(r.header("set-cookie"), Some("probe=1; Path=/; HttpOnly"));
+    assert_eq!(probe.get("/log?lines=3&text=hello").status, 200);
+    assert_eq!(
+        probe
+            .get("/log?lines=1&stream=stderr&severity=WARNING&text=structured")
+            .status,
+        200
+    );
+    probe.wait_for_line("hello 2");
+    let lines = probe.lines();
+    let pos = |t: &str| lines.iter().position(|l| l == t).unwrap();
+    assert!(pos("hello 0") < pos("hello 1") && pos("hello 1") < pos("hello 2"));
+    let structured = probe.wait_for_line("structured 0");
+    let j: serde_json::Value = serde_json::from_str(&structured).unwrap();
+    assert_eq!(j["severity"], "WARNING");
+}
+
+#[tokio::test]
+async fn stream_sends_separate_chunks() {
+    let probe = Probe::start(&[], &[]);
+    let mut sender = h1(&probe).await;
+    let req = hyper::Request::get("/stream?chunks=3&ms=50")
+        .header("Host", "probe")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.headers()["transfer-encoding"], "chunked");
+    let mut body = resp.into_body();
+    let mut frames = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            frames.push(String::from_utf8(data.to_vec()).unwrap());
+        }
+    }
+    assert_eq!(frames, ["chunk 0\n", "chunk 1\n", "chunk 2\n"]);
+}
+
+#[tokio::test]
+async fn websocket_echoes() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let probe = Probe::start(&[], &[]);
+    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/ws", probe.addr))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    ws.send(Message::text("hello")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::binary(vec![1u8, 2, 3])
+    );
+    ws.close(None).await.unwrap();
+}
+
+/// A one-shot metadata server on loopback that records the flavor header it was sent.
+async fn fake_metadata() -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap();
+        let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+        s.write_all(
+            b"HTTP/1.1 200 OK\r\nMetadata-Flavor: Google\r\nContent-Length: 10\r\n\r\nmy-project",
+        )
+        .await
+        .unwrap();
+        req
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn metadata_is_fetched_with_the_google_flavor_header() {
+    let (addr, server) = fake_metadata().await;
+    let probe = Probe::start(&[], &[("GCE_METADATA_HOST", &addr.to_string())]);
+    let r = tokio::task::spawn_blocking(move || {
+        let r = probe.get("/metadata?path=project/project-id");
+        drop(probe);
+        r
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["status"], 200);
+    assert_eq!(j["body"], "my-project");
+    let req = server.await.unwrap();
+    assert!(
+        req.starts_with("GET /computeMetadata/v1/project/project-id HTTP/1.1"),
+        "{req}"
+    );
+    assert!(
+        req.to_lowercase().contains("metadata-flavor: google"),
+        "{req}"
+    );
+}
+
+#[test]
+fn metadata_names_resolve_through_etc_hosts_only() {
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    if hosts.contains("metadata.google.internal") {
+        eprintln!("SKIPPED: this machine's /etc/hosts names metadata.google.internal");
+        return;
+    }
+    let probe = Probe::start(&[], &[]);
+    let r = probe.get("/metadata?path=project/project-id");
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("/etc/hosts"), "{}", r.text());
+}
+
+#[test]
+fn exit_and_crash_end_the_process() {
+    let mut probe = Probe::start(&[], &[]);
+    let _ = testkit::http::get(probe.addr, "/exit?code=7", PATIENCE);
+    assert_eq!(probe.wait().code(), Some(7));
+
+    let mut probe = Probe::start(&[], &[]);
+    let _ = testkit::http::get(probe.addr, "/crash", PATIENCE);
+    assert_eq!(probe.wait().signal(), Some(libc::SIGABRT));
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_then_exits_zero() {
+    let mut probe = Probe::start(&[], &[("PROBE_DRAIN_MS", "3000")]);
+    let addr = probe.addr;
+    let in_flight = std::thread::spawn(move || testkit::http::get(addr, "/sleep?ms=300", PATIENCE));
+    // Give the request a moment to arrive; one that arrives later is still answered, since the
+    // listener stays open while draining.
+    std::thread::sleep(Duration::from_millis(100));
+    probe.signal(libc::SIGTERM);
+    probe.wait_for_line("probe: SIGTERM received");
+    let r = in_flight
+        .join()
+        .unwrap()
+        .expect("in-flight request answered during the drain");
+    assert_eq!(r.status, 200);
+    assert_eq!(probe.wait().code(), Some(0));
+}
+
+#[test]
+fn sigterm_without_drain_exits_at_once() {
+    let mut probe = Probe::start(&[], &[]);
+    let addr = probe.addr;
+    let in_flight =
+        std::thread::spawn(move || testkit::http::get(addr, "/sleep?ms=60000", PATIENCE));
+    std::thread::sleep(Duration::from_millis(100));
+    probe.signal(libc::SIGTERM);
+    assert_eq!(probe.wait().code(), Some(0));
+    assert!(
+        in_flight.join().unwrap().is_err(),
+        "the connection died with the process"
+    );
+}
+
+#[test]
+fn ignored_sigterm_keeps_serving() {
+    let mut probe = Probe::start(&[], &[("PROBE_IGNORE_SIGTERM", "1")]);
+    probe.signal(libc::SIGTERM);
+    probe.wait_for_line("SIGTERM received (ignored)");
+    assert_eq!(probe.get("/").status, 200);
+    assert!(probe.is_running());
+    probe.signal(libc::SIGKILL);
+    assert_eq!(probe.wait().signal(), Some(libc::SIGKILL));
+}
+
+#[test]
+fn startup_delay_comes_before_listening() {
+    let probe = Probe::start(&[], &[("PROBE_STARTUP_DELAY_MS", "200")]);
+    let lines = probe.lines();
+    let delay = lines
+        .iter()
+        .position(|l| l.contains("delaying startup by 200 ms"));
+    let listen = lines
+        .iter()
+        .position(|l| l.contains("listening on 0.0.0.0:"));
+    assert!(
+        delay.is_some() && listen.is_some() && delay < listen,
+        "{lines:?}"
+    );
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# homerun's main job.
+#
+# Once the services issue lands this runs `homerun up` with a sample service deployed from a
+# local registry and prints curl lines for its URL. Today the platform does not exist yet, so
+# it runs what does: it builds homerun and the probe workload, builds the test images,
+# starts a real registry on loopback, pushes the probe image into it, shows it with skopeo,
+# and serves the probe (the sample service's workload) on 127.0.0.1. Ctrl-C stops it all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+REGISTRY_PORT=${HOMERUN_DEMO_REGISTRY_PORT:-5050}
+PROBE_PORT=${HOMERUN_DEMO_PORT:-8080}
+
+scripts/setup.sh
+cargo build --release --locked -p homerun
+cargo run --quiet --locked -p testkit -- build-images >/dev/null
+
+work=$(mktemp -d /tmp/homerun-demo.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+cat > "$work/registry.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $work/storage
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT
+YAML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    curl -fsS "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+image="127.0.0.1:$REGISTRY_PORT/homerun/probe:latest"
+skopeo --insecure-policy copy --quiet --dest-tls-verify=false \
+    "oci:$PWD/target/testimages/oci/probe:latest" "docker://$image"
+echo "registry: pushed $image"
+skopeo inspect --tls-verify=false "docker://$image" | grep -E '"(Digest|Architecture|Os)"'
+
+PORT=$PROBE_PORT K_SERVICE=sample K_REVISION=sample-00001-abc K_CONFIGURATION=sample \
+    target/static/x86_64-unknown-linux-gnu/release/probe &
+pids+=($!)
+for _ in $(seq 100); do
+    curl -fsS "http://127.0.0.1:$PROBE_PORT/headers" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+echo "$(target/release/homerun --version): the platform (homerun up) is not built yet; serving its sample workload directly:"
+echo "  curl http://127.0.0.1:$PROBE_PORT/            # what the workload sees"
+echo "  curl http://127.0.0.1:$PROBE_PORT/headers     # request echo"
+echo "  skopeo inspect --tls-verify=false docker://$image"
+echo "Ctrl-C stops the registry and the probe."
+wait
