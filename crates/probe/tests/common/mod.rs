@@ -17,6 +17,18 @@ pub struct Probe {
     output: Arc<Mutex<Vec<String>>>,
 }
 
+/// Polls `check` until it yields a value; panics naming `what` after `PATIENCE`.
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "waited {PATIENCE:?} for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -84,33 +96,14 @@ impl Probe {
 
     /// Waits until a printed line contains `needle`.
     pub fn wait_for_line(&self, needle: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(l) = self.lines().into_iter().find(|l| l.contains(needle)) {
-                return l;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no line with {needle:?} in {:?}",
-                self.lines()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        eventually(&format!("a line with {needle:?}"), || {
+            self.lines().into_iter().find(|l| l.contains(needle))
+        })
     }
 
     pub fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "probe did not exit; printed {:?}",
-                self.lines()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let child = &mut self.child;
+        eventually("the probe to exit", || child.try_wait().unwrap())
     }
 
     pub fn is_running(&mut self) -> bool {
