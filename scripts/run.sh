@@ -5,7 +5,8 @@
 # local registry and prints curl lines for its URL. Today the platform does not exist yet, so
 # it runs what does: it builds homerun and the probe workload, builds the test images,
 # starts a real registry on loopback, pushes the probe image into it, shows it with skopeo,
-# and serves the probe (the sample service's workload) on 127.0.0.1. Ctrl-C stops it all.
+# and serves the probe (the sample service's workload) on port 8080 of every interface, as an
+# instance listens. Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
@@ -13,6 +14,8 @@ REGISTRY_PORT=${HOMERUN_DEMO_REGISTRY_PORT:-5050}
 PROBE_PORT=${HOMERUN_DEMO_PORT:-8080}
 
 scripts/setup.sh
+# setup.sh may just have installed Rust: load its environment into this shell.
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 cargo build --release --locked -p homerun
 cargo run --quiet --locked -p testkit -- build-images >/dev/null
 
@@ -48,8 +51,10 @@ skopeo --insecure-policy copy --quiet --dest-tls-verify=false \
 echo "registry: pushed $image"
 skopeo inspect --tls-verify=false "docker://$image" | grep -E '"(Digest|Architecture|Os)"'
 
-PORT=$PROBE_PORT K_SERVICE=sample K_REVISION=sample-00001-abc K_CONFIGURATION=sample \
-    target/static/x86_64-unknown-linux-gnu/release/probe &
+# An environment of its own, as an instance has: the probe shows its environment to anyone
+# who asks, and it listens on all interfaces as the contract says.
+env -i PATH=/usr/bin:/bin PORT="$PROBE_PORT" K_SERVICE=sample K_REVISION=sample-00001-abc \
+    K_CONFIGURATION=sample target/static/x86_64-unknown-linux-gnu/release/probe &
 pids+=($!)
 for _ in $(seq 100); do
     curl -fsS "http://127.0.0.1:$PROBE_PORT/headers" >/dev/null 2>&1 && break

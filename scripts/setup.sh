@@ -9,28 +9,37 @@ set -euo pipefail
 PACKAGES=(runc runsc docker-registry skopeo umoci busybox-static apache2-utils iproute2 iptables
           curl ca-certificates gcc libc6-dev pkg-config)
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "setup.sh: run as root (it installs Debian packages)" >&2
-    exit 1
-fi
-
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup.sh: missing packages ${missing[*]}; run as root to install them" >&2
+        exit 1
+    fi
     echo "setup.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The docker-registry package may start a system-wide registry; homerun's tests start their
-# own on free ports, so a packaged one is left as the machine had it.
+# On a machine with systemd the docker-registry package starts an open registry on :5000 on
+# every interface. homerun's tests and main job start their own on loopback, so that one goes.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled docker-registry >/dev/null 2>&1; then
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
 
-if ! command -v cargo >/dev/null 2>&1; then
-    # Debian 12's own cargo (1.65) is too old for the workspace; rustup provides a current one.
-    echo "setup.sh: installing Rust with rustup"
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+# The workspace needs Rust 1.80 or newer (Debian 12's own cargo is 1.65).
+cargo_ok() {
+    command -v cargo >/dev/null 2>&1 || return 1
+    local minor
+    minor=$(cargo --version | sed -E 's/^cargo 1\.([0-9]+).*/\1/')
+    [ "$minor" -ge 80 ] 2>/dev/null
+}
+if ! cargo_ok; then
+    echo "setup.sh: installing a current Rust with rustup"
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
     # shellcheck disable=SC1091
     . "$HOME/.cargo/env"

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
 scripts/setup.sh
+# setup.sh may just have installed Rust: load its environment into this shell.
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -20,7 +22,9 @@ set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log
 status=${PIPESTATUS[0]}
 set -e
-# One closing line over every test binary (cargo's own last line is a doc-test summary).
+# One closing line over every test binary (cargo's own last line is a doc-test summary). A
+# test that skipped for a missing prerequisite prints "SKIPPED:" and counts as skipped.
 awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
-     END { printf "total: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' target/test-output.log
+     /^SKIPPED:/ { skipped += 1 }
+     END { printf "total: %d passed, %d failed, %d skipped\n", passed - skipped, failed, ignored + skipped }' target/test-output.log
 exit "$status"

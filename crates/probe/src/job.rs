@@ -39,7 +39,7 @@ fn record(event: &str, index: u64, attempt: u64) {
         .open(&path)
         .and_then(|mut f| f.write_all(line.as_bytes()));
     if let Err(e) = written {
-        eprintln!("probe: cannot append to PROBE_RECORD={path}: {e}");
+        say_err!("probe: cannot append to PROBE_RECORD={path}: {e}");
     }
 }
 
@@ -58,10 +58,10 @@ pub async fn run() -> ExitCode {
         .filter(|(k, _)| k.starts_with("CLOUD_RUN_"))
         .collect();
     for (k, v) in &cloud_run {
-        println!("{k}={v}");
+        say!("{k}={v}");
     }
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    println!(
+    say!(
         "{}",
         json!({ "probe": "job", "argv": std::env::args().collect::<Vec<_>>(), "env": env })
     );
@@ -70,9 +70,13 @@ pub async fn run() -> ExitCode {
     record("start", index, attempt);
 
     let alloc_mib = env_u64("PROBE_ALLOC_MIB", 0) as usize;
-    let held = vec![0xA5u8; alloc_mib << 20];
+    let Some(bytes) = alloc_mib.checked_mul(1 << 20) else {
+        say_err!("probe: PROBE_ALLOC_MIB={alloc_mib} is too large");
+        return ExitCode::from(1);
+    };
+    let held = vec![0xA5u8; bytes];
     if alloc_mib > 0 {
-        println!("probe: holding {alloc_mib} MiB");
+        say!("probe: holding {alloc_mib} MiB");
     }
 
     tokio::select! {
@@ -87,10 +91,10 @@ pub async fn run() -> ExitCode {
     record("end", index, attempt);
     let indexes = std::env::var("PROBE_FAIL_INDEXES").unwrap_or_default();
     if told_to_fail(&indexes, index, attempt, env_u64("PROBE_FAIL_ATTEMPTS", 1)) {
-        eprintln!("probe: task {index} attempt {attempt} fails as told by PROBE_FAIL_INDEXES");
+        say_err!("probe: task {index} attempt {attempt} fails as told by PROBE_FAIL_INDEXES");
         return ExitCode::from(1);
     }
-    println!("probe: task {index} attempt {attempt} succeeded");
+    say!("probe: task {index} attempt {attempt} succeeded");
     ExitCode::SUCCESS
 }
 

@@ -4,6 +4,23 @@
 //! Cloud Run job task. It is built as a fully static binary so that it runs in an image that
 //! holds nothing else.
 
+/// `println!` that never panics: a closed stdout (EPIPE) must not turn a clean exit into a
+/// panic, since tests and the platform read the exit code.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod hosts;
 mod job;
 mod metadata;
@@ -22,17 +39,20 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("probe: cannot start the async runtime: {e}");
+            say_err!("probe: cannot start the async runtime: {e}");
             return ExitCode::from(2);
         }
     };
     report::watch_stdin();
-    match args.get(1).map(String::as_str) {
+    let code = match args.get(1).map(String::as_str) {
         Some("job") => runtime.block_on(job::run()),
         Some("--help") | Some("-h") => {
-            println!("usage: probe [job]\n  probe       serve HTTP on $PORT\n  probe job   run as a Cloud Run job task");
+            say!("usage: probe [job]\n  probe       serve HTTP on $PORT\n  probe job   run as a Cloud Run job task");
             ExitCode::SUCCESS
         }
         _ => runtime.block_on(server::run()),
-    }
+    };
+    // Do not wait for blocking tasks (a `/write` in progress) once the decision to exit is made.
+    runtime.shutdown_background();
+    code
 }

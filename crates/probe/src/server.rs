@@ -29,33 +29,33 @@ pub async fn run() -> ExitCode {
     let port = match std::env::var("PORT") {
         Ok(p) => p,
         Err(_) => {
-            eprintln!("probe: PORT is not set; Cloud Run's container contract says the platform sets it (run `probe job` for job mode)");
+            say_err!("probe: PORT is not set; Cloud Run's container contract says the platform sets it (run `probe job` for job mode)");
             return ExitCode::from(1);
         }
     };
     let port: u16 = match port.parse() {
         Ok(p) if p > 0 => p,
         _ => {
-            eprintln!("probe: PORT={port:?} is not a port number in 1-65535");
+            say_err!("probe: PORT={port:?} is not a port number in 1-65535");
             return ExitCode::from(1);
         }
     };
     let delay = signals::env_ms("PROBE_STARTUP_DELAY_MS");
     if delay > 0 {
-        println!("probe: delaying startup by {delay} ms");
+        say!("probe: delaying startup by {delay} ms");
         signals::sleep_ms(delay).await;
     }
     let listener = match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("probe: cannot listen on 0.0.0.0:{port}: {e}");
+            say_err!("probe: cannot listen on 0.0.0.0:{port}: {e}");
             return ExitCode::from(1);
         }
     };
-    println!("probe: listening on 0.0.0.0:{port}");
+    say!("probe: listening on 0.0.0.0:{port}");
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router()).await {
-            eprintln!("probe: server failed: {e}");
+            say_err!("probe: server failed: {e}");
             std::process::exit(1);
         }
     });
@@ -63,10 +63,10 @@ pub async fn run() -> ExitCode {
     // The listener stays open while draining: in-flight and late requests still get answers.
     let drain = signals::env_ms("PROBE_DRAIN_MS");
     if drain > 0 {
-        println!("probe: draining for {drain} ms");
+        say!("probe: draining for {drain} ms");
         signals::sleep_ms(drain).await;
     }
-    println!("probe: exiting");
+    say!("probe: exiting");
     ExitCode::SUCCESS
 }
 
@@ -142,29 +142,46 @@ async fn sleep(q: Params) -> Answer {
     Ok(Json(json!({ "slept_ms": ms })).into_response())
 }
 
+/// Answers with the given final status. 1xx codes would leave the connection in an
+/// undefined state, and codes past 599 are not HTTP, so both are refused.
 async fn status(q: Params) -> Answer {
     let code = param(&q, "code", 200u16)?;
-    match StatusCode::from_u16(code) {
-        Ok(s) => Ok((s, format!("status {code}\n")).into_response()),
-        Err(_) => Err(BadRequest(format!("{code} is not an HTTP status code"))),
+    let status = StatusCode::from_u16(code)
+        .ok()
+        .filter(|_| (200..=599).contains(&code))
+        .ok_or_else(|| BadRequest(format!("{code} is not a final HTTP status (200-599)")))?;
+    // 204 and 304 carry no body (RFC 9110).
+    if code == 204 || code == 304 {
+        return Ok(status.into_response());
     }
+    Ok((status, format!("status {code}\n")).into_response())
+}
+
+/// N MiB in bytes, refusing sizes that do not fit in memory addresses.
+fn mib_to_bytes(mib: usize) -> Result<usize, BadRequest> {
+    mib.checked_mul(1 << 20)
+        .ok_or_else(|| BadRequest(format!("mib={mib} is too large")))
 }
 
 async fn alloc(q: Params) -> Answer {
     let mib = param(&q, "mib", 0usize)?;
     // Touch every page so the memory is really charged to the cgroup.
-    let block = vec![0xA5u8; mib << 20];
+    let block = vec![0xA5u8; mib_to_bytes(mib)?];
     let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
     held.push(block);
     let total: usize = held.iter().map(Vec::len).sum();
     Ok(Json(json!({ "allocated_mib": mib, "held_mib": total >> 20 })).into_response())
 }
 
+/// Writes under `/tmp` itself (not `$TMPDIR`): the contract point under test is that `/tmp`
+/// is memory-backed and charged to the instance.
 async fn write(q: Params) -> Answer {
     let mib = param(&q, "mib", 0usize)?;
+    mib_to_bytes(mib)?;
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let path = std::env::temp_dir().join(format!("probe-write-{}-{n}.bin", std::process::id()));
+    let path =
+        std::path::Path::new("/tmp").join(format!("probe-write-{}-{n}.bin", std::process::id()));
     let result = tokio::task::spawn_blocking({
         let path = path.clone();
         move || -> std::io::Result<()> {
@@ -193,13 +210,13 @@ async fn write(q: Params) -> Answer {
 }
 
 async fn crash() -> Response {
-    eprintln!("probe: crashing (abort) as asked by /crash");
+    say_err!("probe: crashing (abort) as asked by /crash");
     std::process::abort()
 }
 
 async fn exit(q: Params) -> Answer {
     let code = param(&q, "code", 0i32)?;
-    println!("probe: exiting with code {code} as asked by /exit");
+    say!("probe: exiting with code {code} as asked by /exit");
     std::process::exit(code)
 }
 
@@ -243,9 +260,9 @@ async fn log(q: Params) -> Answer {
             None => format!("{prefix} {i}"),
         };
         if to_stderr {
-            eprintln!("{text}");
+            say_err!("{text}");
         } else {
-            println!("{text}");
+            say!("{text}");
         }
     }
     Ok(Json(json!({ "lines": lines })).into_response())
@@ -259,7 +276,9 @@ async fn echo(mut socket: WebSocket) {
     while let Some(Ok(msg)) = socket.recv().await {
         let reply = match msg {
             Message::Text(_) | Message::Binary(_) => msg,
-            Message::Close(_) => return,
+            // The close reply is queued by the WebSocket layer and goes out on the next read;
+            // keep reading until the handshake is done, so clients see a clean close.
+            Message::Close(_) => continue,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
         if socket.send(reply).await.is_err() {

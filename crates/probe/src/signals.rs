@@ -25,7 +25,7 @@ impl Sigterm {
         match signal(SignalKind::terminate()) {
             Ok(s) => Self(Some(s)),
             Err(e) => {
-                eprintln!("probe: cannot install a SIGTERM handler: {e}");
+                say_err!("probe: cannot install a SIGTERM handler: {e}");
                 Self(None)
             }
         }
@@ -41,10 +41,10 @@ impl Sigterm {
         loop {
             term.recv().await;
             if ignore_sigterm() {
-                println!("probe: SIGTERM received (ignored)");
+                say!("probe: SIGTERM received (ignored)");
                 continue;
             }
-            println!("probe: SIGTERM received");
+            say!("probe: SIGTERM received");
             return;
         }
     }

@@ -106,6 +106,10 @@ fn a_task_can_ignore_sigterm_and_hold_memory() {
     ];
     let mut probe = Probe::start(&["job"], &task_env("0", "0", &extra));
     probe.wait_for_line("holding 8 MiB");
+    assert!(
+        common::rss_kib(probe.pid()) >= 8 * 1024,
+        "the memory is really held"
+    );
     probe.signal(libc::SIGTERM);
     probe.wait_for_line("SIGTERM received (ignored)");
     assert!(probe.is_running());

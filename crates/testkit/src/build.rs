@@ -7,7 +7,6 @@ use std::sync::OnceLock;
 
 use crate::error::{Error, IoContext, Result};
 use crate::images::{self, Catalogue};
-use crate::layer::sha256_digest;
 
 pub const BUSYBOX: &str = "/bin/busybox";
 
@@ -86,14 +85,16 @@ pub fn catalogue() -> Result<&'static Catalogue> {
     fs::create_dir_all(&out).context(|| format!("creating {}", out.display()))?;
     let _lock = FileLock::acquire(&out.with_extension("lock"))?;
     let probe = static_probe()?;
-    let probe_sha =
-        sha256_digest(&fs::read(&probe).context(|| format!("reading {}", probe.display()))?);
+    let probe_bytes = fs::read(&probe).context(|| format!("reading {}", probe.display()))?;
+    let busybox = fs::read(BUSYBOX)
+        .context(|| format!("reading {BUSYBOX} (apt-get install busybox-static)"))?;
+    let fingerprint = images::fingerprint(&probe_bytes, &busybox);
     let index = out.join("catalogue.json");
     let existing: Option<Catalogue> = fs::read(&index)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let built = match existing {
-        Some(c) if c.probe_sha256 == probe_sha && c.version == images::CATALOGUE_VERSION => c,
+        Some(c) if c.fingerprint == fingerprint && c.is_complete() => c,
         _ => images::build_all(&out, &probe, Path::new(BUSYBOX))?,
     };
     Ok(CATALOGUE.get_or_init(|| built))

@@ -13,7 +13,24 @@ use crate::layer::{aarch64_exit0_elf, sha256_digest, Compression, Layer, LayerBu
 use crate::layout::{self, DirLayout, Flavor, ImageConfig, ImageSink, Layout};
 
 pub const TAG: &str = "latest";
-pub const CATALOGUE_VERSION: u32 = 1;
+/// The builder's sources, part of the fingerprint.
+const BUILDER_SOURCES: &[&str] = &[
+    include_str!("images.rs"),
+    include_str!("layout.rs"),
+    include_str!("layer.rs"),
+];
+
+/// What the images are made of; equal fingerprints mean equal images.
+pub fn fingerprint(probe: &[u8], busybox: &[u8]) -> String {
+    let mut all = Vec::new();
+    for part in [probe, busybox] {
+        all.extend_from_slice(sha256_digest(part).as_bytes());
+    }
+    for source in BUILDER_SOURCES {
+        all.extend_from_slice(sha256_digest(source.as_bytes()).as_bytes());
+    }
+    sha256_digest(&all)
+}
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// One image of the catalogue, stored as an OCI image layout or a skopeo `dir:` layout.
@@ -36,10 +53,9 @@ pub struct TestImage {
 /// What the catalogue builder wrote.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Catalogue {
-    /// Bumped whenever the builder changes what it writes, so stale fixtures are rebuilt.
-    pub version: u32,
-    /// sha256 of the probe binary the images hold: a changed probe rebuilds them.
-    pub probe_sha256: String,
+    /// sha256 over the probe binary, busybox and the builder's own sources: any change to
+    /// what goes into the images rebuilds them.
+    pub fingerprint: String,
     pub images: BTreeMap<String, TestImage>,
     /// Archives for the local sources: `oci-archive:` and `docker-archive:` files.
     pub archives: BTreeMap<String, PathBuf>,
@@ -53,6 +69,11 @@ impl Catalogue {
         self.images
             .get(name)
             .unwrap_or_else(|| panic!("no test image {name:?} in the catalogue"))
+    }
+
+    /// Whether every file the catalogue names is still on disk.
+    pub fn is_complete(&self) -> bool {
+        self.images.values().all(|i| i.path.is_dir()) && self.archives.values().all(|a| a.is_file())
     }
 
     pub fn archive(&self, name: &str) -> &Path {
@@ -279,8 +300,7 @@ pub fn build_all(out: &Path, probe: &Path, busybox: &Path) -> Result<Catalogue> 
     archives.insert("probe-docker-archive".to_string(), docker_archive);
 
     let catalogue = Catalogue {
-        version: CATALOGUE_VERSION,
-        probe_sha256: sha256_digest(&probe_bytes),
+        fingerprint: fingerprint(&probe_bytes, &busybox_bytes),
         images,
         archives,
         layers_present: present,

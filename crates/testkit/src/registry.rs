@@ -91,7 +91,9 @@ impl Registry {
         .context(|| format!("writing {}", config.display()))?;
         let log = std::fs::File::create(dir.path().join("registry.log"))
             .context(|| "creating the registry log".into())?;
-        let child = Command::new("docker-registry")
+        let mut cmd = Command::new("docker-registry");
+        die_with_parent(&mut cmd);
+        let child = cmd
             .arg("serve")
             .arg(&config)
             .stdin(Stdio::null())
@@ -118,8 +120,11 @@ impl Registry {
                     reason: format!("exited with {status}: {}", self.log()),
                 });
             }
-            if let Some(code) = http_status(self.addr, "/v2/") {
-                if code == 200 || code == 401 {
+            // Exactly the answer this registry gives: another process that won a race for the
+            // port answers otherwise, and then the child exits with "address in use".
+            let expected = if self.credentials.is_some() { 401 } else { 200 };
+            if http_status(self.addr, "/v2/") == Some(expected) {
+                if let Ok(None) = self.child.try_wait() {
                     return Ok(());
                 }
             }
@@ -212,6 +217,22 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Makes the kernel kill `cmd`'s process when the thread that spawned it ends, so a test
+/// process that is itself killed leaves no registry behind. A `Registry` therefore lives
+/// no longer than the thread (the test) that started it.
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 

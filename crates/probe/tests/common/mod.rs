@@ -45,10 +45,30 @@ fn collect(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<Stri
     });
 }
 
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
 impl Probe {
+    /// Starts a server that may crash on purpose: no core file lands in the work tree.
+    pub fn start_without_core_dumps(env: &[(&str, &str)]) -> Self {
+        Self::launch(&[], env, true)
+    }
+
     /// Starts `probe ARGS` with exactly `env` (plus PORT for the server) and waits until it
     /// listens, unless `args` select job mode.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch(args, env, false)
+    }
+
+    fn launch(args: &[&str], env: &[(&str, &str)], no_core: bool) -> Self {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_probe"));
         cmd.args(args)
@@ -61,6 +81,24 @@ impl Probe {
         }
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        // A killed test binary leaves no probe running (some sleep for minutes).
+        testkit::registry::die_with_parent(&mut cmd);
+        if no_core {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
+            unsafe {
+                cmd.pre_exec(|| {
+                    let zero = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child = cmd.spawn().expect("spawning the probe");
         let output = Arc::new(Mutex::new(Vec::new()));
