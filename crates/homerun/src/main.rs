@@ -1,19 +1,58 @@
 //! The `homerun` binary: CLI verbs and platform wiring. Verbs appear here only once they work.
 
-use clap::Parser;
+mod images;
+mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
 
 /// A self-hosted Cloud Run: deploy an OCI image, get a URL.
 #[derive(Parser, Debug)]
 #[command(name = "homerun", version, about)]
-struct Cli {}
+struct Cli {
+    /// Where homerun keeps its state (images, records).
+    #[arg(
+        long,
+        global = true,
+        env = "HOMERUN_DATA_DIR",
+        default_value = "/var/lib/homerun"
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Pull, list and remove images.
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain on one line: what was being done, then why.
+            eprintln!("homerun: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let _cli = Cli::parse();
-    Ok(())
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Images(cmd) => runtime.block_on(images::run(cmd, &cli.data_dir)),
+    }
 }

@@ -1,6 +1,7 @@
 //! Test support for homerun: the static probe, the test images (OCI layouts and archives built
 //! by the repo itself), and a real registry (`docker-registry` fed by `skopeo`).
 
+pub mod bench;
 mod build;
 mod error;
 pub mod http;

@@ -16,6 +16,16 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        _ => anyhow::bail!("usage: testkit build-images"),
+        Some("bench-image") => {
+            let out = args
+                .get(1)
+                .context("usage: testkit bench-image DIR [MIB] [LAYERS]")?;
+            let mib = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(100);
+            let layers = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(5);
+            let dir = testkit::bench::build_bench_image(std::path::Path::new(out), mib, layers)?;
+            println!("{}", dir.display());
+            Ok(())
+        }
+        _ => anyhow::bail!("usage: testkit build-images | testkit bench-image DIR [MIB] [LAYERS]"),
     }
 }
