@@ -37,7 +37,8 @@ impl Bars {
                     for (bar, bytes) in bars.lock().unwrap_or_else(|e| e.into_inner()).values() {
                         bar.set_position(bytes.load(Ordering::Relaxed));
                     }
-                    std::thread::sleep(Duration::from_millis(100));
+                    // Parked, not slept: `finish` unparks it, so a pull never waits for a tick.
+                    std::thread::park_timeout(Duration::from_millis(100));
                 }
             })
         };
@@ -52,6 +53,7 @@ impl Bars {
     pub fn finish(&self) {
         self.done.store(true, Ordering::Relaxed);
         if let Some(t) = self.ticker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
