@@ -78,6 +78,7 @@ impl Store {
         progress: &dyn PullProgress,
     ) -> Result<PullOutcome, ImageError> {
         let image = canonical_source(image)?;
+        let reference = record_reference(&image)?;
         let source = Source::open(&image, options).await?;
         let (manifest, manifest_digest, index_digest) = resolve(&source).await?;
         let layers: Vec<(String, Option<u64>)> = manifest
@@ -87,38 +88,37 @@ impl Store {
             .collect();
         progress.resolved(&manifest_digest, &layers);
 
+        // Held shared until the record is written: prune waits, so nothing this pull
+        // fetched or found can vanish before the record references it.
+        let store_lock = self.blocking(|s| s.lock_store(LockMode::Shared)).await?;
         let mut created = Created::default();
         let result = self
             .pull_content(&source, &manifest, progress, &mut created)
             .await;
-        let (config_digest, layer_records, locks) = match result {
-            Ok(v) => v,
+        let result = result.and_then(|(config_digest, layers)| {
+            let record = ImageRecord {
+                reference,
+                manifest_digest,
+                index_digest,
+                config_digest,
+                layers,
+                pulled_at: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            };
+            self.put_record(&record).map(|()| record)
+        });
+        match result {
+            Ok(record) => Ok(PullOutcome {
+                record,
+                layers_fetched: created.layers.len(),
+            }),
             Err(e) => {
-                self.roll_back(created);
-                return Err(e);
+                self.roll_back(created, store_lock);
+                Err(e)
             }
-        };
-        let record = ImageRecord {
-            reference: record_reference(&image)?,
-            manifest_digest,
-            index_digest,
-            config_digest,
-            layers: layer_records,
-            pulled_at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-        };
-        if let Err(e) = self.put_record(&record) {
-            self.roll_back(created);
-            return Err(e);
         }
-        // The record exists now: prune sees the layers referenced, so the locks may go.
-        drop(locks);
-        Ok(PullOutcome {
-            record,
-            layers_fetched: created.layers.len(),
-        })
     }
 
     async fn pull_content(
@@ -127,22 +127,26 @@ impl Store {
         manifest: &ImageManifest,
         progress: &dyn PullProgress,
         created: &mut Created,
-    ) -> Result<(String, Vec<LayerRecord>, Vec<LayerLock>), ImageError> {
+    ) -> Result<(String, Vec<LayerRecord>), ImageError> {
         let (config_digest, config) = self.fetch_config(source, manifest, created).await?;
         manifest::check_config_platform(&config)?;
         let diff_ids = expected_diff_ids(&config, manifest.layers.len())?;
 
-        let jobs = manifest
-            .layers
-            .iter()
-            .zip(diff_ids)
+        // One job per distinct blob: an image may list the same layer twice.
+        let mut distinct: Vec<(&Layer, Option<String>)> = Vec::new();
+        for (layer, diff_id) in manifest.layers.iter().zip(&diff_ids) {
+            if !distinct.iter().any(|(l, _)| l.digest == layer.digest) {
+                distinct.push((layer, diff_id.clone()));
+            }
+        }
+        let jobs = distinct
+            .into_iter()
             .map(|(layer, diff_id)| self.ensure_layer(source, layer, diff_id, progress));
         let done: Vec<Result<LayerDone, ImageError>> = futures_util::stream::iter(jobs)
             .buffered(CONCURRENT_LAYERS)
             .collect()
             .await;
         let mut records = Vec::new();
-        let mut locks = Vec::new();
         let mut first_error = None;
         // Every outcome is looked at, so that layers created before a failure are rolled back.
         for outcome in done {
@@ -152,7 +156,6 @@ impl Store {
                         created.layers.push(d.record.digest.clone());
                     }
                     records.push(d.record);
-                    locks.push(d.lock);
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -160,11 +163,26 @@ impl Store {
             }
         }
         if let Some(e) = first_error {
-            // Keep the locks until the rollback has run: the caller rolls back, then drops.
-            created.locks.extend(locks);
             return Err(e);
         }
-        Ok((config_digest, records, locks))
+        // Back in the manifest's order, repeats included.
+        manifest
+            .layers
+            .iter()
+            .zip(&diff_ids)
+            .map(|(layer, expected)| {
+                let record = records
+                    .iter()
+                    .find(|r| r.digest == layer.digest)
+                    .cloned()
+                    .ok_or_else(|| {
+                        ImageError::Invalid(format!("layer {} was not pulled", layer.digest))
+                    })?;
+                check_diff_id(&record, expected.as_deref())?;
+                Ok(record)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|layers| (config_digest, layers))
     }
 
     async fn fetch_config(
@@ -177,20 +195,33 @@ impl Store {
             ConfigSource::Embedded(value) => {
                 let bytes = serde_json::to_vec(value)
                     .map_err(|e| ImageError::Invalid(format!("schema1 config: {e}")))?;
-                (manifest::digest_of(&bytes), bytes)
+                let digest = manifest::digest_of(&bytes);
+                if self.read_blob(&digest)?.is_none() {
+                    self.put_blob(&digest, &bytes)?;
+                    created.config = Some(digest.clone());
+                }
+                (digest, bytes)
             }
             ConfigSource::Blob(desc) => match self.read_blob(&desc.digest)? {
                 Some(bytes) => (desc.digest.clone(), bytes),
                 None => {
-                    let bytes = fetch_small_blob(source, &desc.digest, desc.size).await?;
-                    (desc.digest.clone(), bytes)
+                    // Under the blob's lock, so that two pulls fetch it once.
+                    let digest = desc.digest.clone();
+                    let _lock = self
+                        .blocking(move |s| s.lock_layer(&digest, LockMode::Exclusive))
+                        .await?;
+                    match self.read_blob(&desc.digest)? {
+                        Some(bytes) => (desc.digest.clone(), bytes),
+                        None => {
+                            let bytes = fetch_small_blob(source, &desc.digest, desc.size).await?;
+                            self.put_blob(&desc.digest, &bytes)?;
+                            created.config = Some(desc.digest.clone());
+                            (desc.digest.clone(), bytes)
+                        }
+                    }
                 }
             },
         };
-        if !self.blob_path(&digest)?.exists() {
-            self.put_blob(&digest, &bytes)?;
-            created.config = Some(digest.clone());
-        }
         let config: Value = serde_json::from_slice(&bytes)
             .map_err(|e| ImageError::Invalid(format!("image config {digest} is not JSON: {e}")))?;
         Ok((digest, config))
@@ -205,56 +236,58 @@ impl Store {
         progress: &dyn PullProgress,
     ) -> Result<LayerDone, ImageError> {
         let digest = layer.digest.clone();
-        // Present layers are taken shared, so that instances holding leases never block a
-        // pull; an absent one is taken exclusively, then checked again (another pull may
-        // have finished it while we waited).
-        let shared = self.blocking_lock(&digest, LockMode::Shared).await?;
-        if let Some(record) = self
-            .layer_info(&digest)?
-            .filter(|_| self.has_layer(&digest).unwrap_or(false))
-        {
+        // A present layer needs no lock: layers never change, and prune waits for this pull.
+        if let Some(record) = self.present_layer(&digest)? {
             progress.layer_done(&digest, true);
             return Ok(LayerDone {
                 record,
-                lock: shared,
                 created: false,
             });
         }
-        drop(shared);
-        let exclusive = self.blocking_lock(&digest, LockMode::Exclusive).await?;
-        if let Some(record) = self
-            .layer_info(&digest)?
-            .filter(|_| self.has_layer(&digest).unwrap_or(false))
-        {
+        // Absent: one puller fetches it, others wait here and then find it present. Nothing
+        // else is held while waiting, so this cannot deadlock.
+        let lock = {
+            let digest = digest.clone();
+            self.blocking(move |s| s.lock_layer(&digest, LockMode::Exclusive))
+                .await?
+        };
+        if let Some(record) = self.present_layer(&digest)? {
             progress.layer_done(&digest, true);
             return Ok(LayerDone {
                 record,
-                lock: exclusive,
                 created: false,
             });
         }
-
         let blob = source.blob(&digest, layer.size).await?;
         let counter = Arc::new(AtomicU64::new(0));
         progress.layer_started(&digest, layer.size.or(blob.length), counter.clone());
         let reader = SyncIoBridge::new(StreamReader::new(blob.stream));
-        let store = self.clone();
         let (layer, expected) = (layer.clone(), expected_diff_id);
-        let record = tokio::task::spawn_blocking(move || {
-            store.unpack_verified(reader, &layer, expected, counter)
-        })
-        .await
-        .map_err(|e| ImageError::Invalid(format!("layer task failed: {e}")))??;
+        // The lock moves into the task: if this pull is cancelled, the unpack still runs to
+        // its end under the lock, and nobody else touches the digest meanwhile.
+        let record = self
+            .blocking(move |s| {
+                let _lock = lock;
+                s.unpack_verified(reader, &layer, expected, counter)
+            })
+            .await?;
         progress.layer_done(&digest, false);
         Ok(LayerDone {
             record,
-            lock: exclusive,
             created: true,
         })
     }
 
+    fn present_layer(&self, digest: &str) -> Result<Option<LayerRecord>, ImageError> {
+        if !self.layer_dir(digest)?.is_dir() {
+            return Ok(None);
+        }
+        self.layer_info(digest)
+    }
+
     /// Unpacks a layer stream into a temporary directory, verifies the blob digest and size
-    /// and the diff ID, and only then renames it into place.
+    /// and the diff ID, renames it into place, and only then writes its metadata. The caller
+    /// holds the layer's exclusive lock.
     fn unpack_verified(
         &self,
         reader: impl std::io::Read,
@@ -263,6 +296,12 @@ impl Store {
         counter: Arc<AtomicU64>,
     ) -> Result<LayerRecord, ImageError> {
         let what = format!("layer {}", layer.digest);
+        let dest = self.layer_dir(&layer.digest)?;
+        // A directory without metadata is what a crash or an interrupted delete left.
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest)
+                .context(|| format!("removing the incomplete {}", dest.display()))?;
+        }
         let tmp = self.unverified_layer_dir(&layer.digest)?;
         let mut verifying = VerifyingReader::new(reader, layer.size, counter);
         let unpacked = unpack_layer(&mut verifying, layer.compression, &tmp);
@@ -273,54 +312,50 @@ impl Store {
                 // blob itself is bad, that is the root cause and is reported instead.
                 return match verifying.finish(&what, &layer.digest) {
                     Err(e) => Err(e),
-                    Ok(()) => Err(ImageError::Unpack {
+                    Ok(_) => Err(ImageError::Unpack {
                         digest: layer.digest.clone(),
                         source,
                     }),
                 };
             }
         };
-        let verified =
-            verifying
-                .finish(&what, &layer.digest)
-                .and_then(|()| match expected_diff_id {
-                    Some(expected) if expected != summary.diff_id => {
-                        Err(ImageError::DigestMismatch {
-                            what: format!("uncompressed {what} (diff ID)"),
-                            expected,
-                            actual: summary.diff_id.clone(),
-                        })
-                    }
-                    _ => Ok(()),
-                });
-        let record = LayerRecord {
-            digest: layer.digest.clone(),
-            diff_id: summary.diff_id,
-            size: layer.size.unwrap_or(0),
-        };
-        let committed = verified
-            .and_then(|()| self.put_layer_info(&record))
-            .and_then(|()| {
-                let dest = self.layer_dir(&layer.digest)?;
-                std::fs::rename(&tmp, &dest).context(|| format!("moving {what} into place"))
+        let record = verifying
+            .finish(&what, &layer.digest)
+            .map(|size| LayerRecord {
+                digest: layer.digest.clone(),
+                diff_id: summary.diff_id,
+                size,
             });
-        if let Err(e) = committed {
+        let committed = record.and_then(|record| {
+            check_diff_id(&record, expected_diff_id.as_deref())?;
+            std::fs::rename(&tmp, &dest).context(|| format!("moving {what} into place"))?;
+            self.put_layer_info(&record).map(|()| record)
+        });
+        if committed.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
+            let _ = std::fs::remove_dir_all(&dest);
         }
-        Ok(record)
+        committed
     }
 
-    async fn blocking_lock(&self, digest: &str, mode: LockMode) -> Result<LayerLock, ImageError> {
+    /// Runs blocking store work (locks, unpacking) off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T, ImageError> + Send + 'static,
+    ) -> Result<T, ImageError> {
         let store = self.clone();
-        let digest = digest.to_string();
-        tokio::task::spawn_blocking(move || store.lock_layer(&digest, mode))
+        tokio::task::spawn_blocking(move || work(&store))
             .await
-            .map_err(|e| ImageError::Invalid(format!("lock task failed: {e}")))?
+            .map_err(|e| ImageError::Invalid(format!("store task failed: {e}")))?
     }
 
-    /// Removes what a failed pull created: its new layers and its new config.
-    fn roll_back(&self, created: Created) {
+    /// Removes what a failed pull created (its new layers and config), but only when no other
+    /// pull is running: another may already be using them. What stays is complete and
+    /// unreferenced, and goes at the next prune.
+    fn roll_back(&self, created: Created, store_lock: LayerLock) {
+        if !store_lock.try_upgrade() {
+            return;
+        }
         for digest in &created.layers {
             if let Err(e) = self.delete_layer(digest) {
                 tracing::warn!("rolling back layer {digest}: {e}");
@@ -337,22 +372,31 @@ impl Store {
                 }
             }
         }
-        drop(created.locks);
     }
 }
 
-/// What this pull created, to undo on failure; the locks keep others off until then.
+/// What this pull created, to undo on failure.
 #[derive(Default)]
 struct Created {
     layers: Vec<String>,
     config: Option<String>,
-    locks: Vec<LayerLock>,
 }
 
 struct LayerDone {
     record: LayerRecord,
-    lock: LayerLock,
     created: bool,
+}
+
+/// The layer's content must be what the image config says it is.
+fn check_diff_id(record: &LayerRecord, expected: Option<&str>) -> Result<(), ImageError> {
+    match expected {
+        Some(expected) if expected != record.diff_id => Err(ImageError::DigestMismatch {
+            what: format!("uncompressed layer {} (diff ID)", record.digest),
+            expected: expected.to_string(),
+            actual: record.diff_id.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Resolves the source's reference to an image manifest: an index or list is narrowed to

@@ -4,14 +4,19 @@
 //! blobs/sha256/HEX       configs (verified), content-addressed
 //! layers/HEX/            a layer unpacked once, named by its blob digest, shared read-only
 //! layers/HEX.json        what is known of that layer (diff ID, sizes)
-//! locks/HEX.lock         flock per layer: exclusive while pulling or pruning it, shared
-//!                        while an image record is written or an instance uses it
+//! locks/store.lock       flock on the whole store: shared by every pull until its record
+//!                        is written, exclusive for prune and for removing crash leftovers
+//! locks/HEX.lock         flock per blob: exclusive while one puller fetches it, shared
+//!                        while an instance runs on the layer (a lease)
 //! records/KEY.json       one image: reference -> manifest digest -> config and layer chain
 //! ```
 //!
-//! Every write lands under a temporary name and is renamed into place, so a crash never
-//! leaves a partial layer or record that is later used. Locks are `flock`s: they die with
-//! their process, so a killed homerun never leaves a layer locked.
+//! No lock is ever held while waiting for another, so pulls cannot deadlock whatever their
+//! layers' order. Every write lands under a temporary name and is renamed into place, and a
+//! layer's metadata is written only once its directory is complete, so a crash never leaves
+//! a partial layer that is later used. Locks are `flock`s: they die with their process.
+//! Lock files themselves stay (empty, one per digest ever fetched): removing one safely
+//! while another process may be opening it is not worth its complexity.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -69,11 +74,40 @@ fn hex_of(digest: &str) -> Result<&str, ImageError> {
     Ok(digest.trim_start_matches("sha256:"))
 }
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename.
+/// A name no other writer uses: process, a per-process counter and the time.
+fn unique_suffix() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}-{n}-{nanos}", std::process::id())
+}
+
+/// Writes `bytes` to `path` durably: a fresh temporary sibling, fsync, rename. The
+/// temporary file is removed on failure.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    fs::write(&tmp, bytes).context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).context(|| format!("renaming {} into place", tmp.display()))
+    use std::io::Write;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!("{file_name}.tmp-{}", unique_suffix()));
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).context(|| format!("writing {}", path.display()));
+    }
+    Ok(())
 }
 
 impl Store {
@@ -86,8 +120,17 @@ impl Store {
                 .context(|| format!("creating {}", root.join(dir).display()))?;
         }
         let store = Self { root };
-        store.remove_stale_partials()?;
+        store.remove_crash_leftovers();
         Ok(store)
+    }
+
+    /// The store-wide lock: shared by pulls, exclusive for prune.
+    pub(crate) fn lock_store(&self, mode: LockMode) -> Result<LayerLock, ImageError> {
+        LayerLock::acquire(&self.root.join("locks/store.lock"), mode)
+    }
+
+    fn try_lock_store(&self) -> Result<Option<LayerLock>, ImageError> {
+        LayerLock::try_exclusive(&self.root.join("locks/store.lock"))
     }
 
     pub fn root(&self) -> &Path {
@@ -157,8 +200,8 @@ impl Store {
         }
     }
 
-    /// Records what a freshly unpacked layer is; written before the layer is renamed into
-    /// place, so a present layer always has its metadata.
+    /// Records what a layer is; written only after its directory is in place, so metadata
+    /// always means a complete layer.
     pub(crate) fn put_layer_info(&self, info: &LayerRecord) -> Result<(), ImageError> {
         let bytes = serde_json::to_vec_pretty(info)
             .map_err(|e| ImageError::Invalid(format!("layer metadata: {e}")))?;
@@ -179,11 +222,10 @@ impl Store {
     }
 
     /// Removes a layer's directory and metadata. The caller holds its exclusive lock.
+    /// Metadata goes first: without it the layer is not present, whatever remains.
     pub(crate) fn delete_layer(&self, digest: &str) -> Result<(), ImageError> {
         let dir = self.layer_dir(digest)?;
         let meta = self.layer_meta(digest)?;
-        // Metadata first: a layer without metadata is not "present", so a crash between the
-        // two steps leaves only garbage that the next open removes.
         match fs::remove_file(&meta) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -255,13 +297,19 @@ impl Store {
         Ok(record)
     }
 
-    /// Layer directories of `record`, bottom first (overlayfs wants them top first).
+    /// Layer directories of `record`, bottom first (overlayfs wants them top first). A
+    /// layer listed twice (old images repeat the empty layer) is kept at its topmost place:
+    /// overlayfs takes each lower directory once.
     pub fn layer_dirs(&self, record: &ImageRecord) -> Result<Vec<PathBuf>, ImageError> {
-        record
-            .layers
-            .iter()
-            .map(|l| self.layer_dir(&l.digest))
-            .collect()
+        let mut seen = BTreeSet::new();
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for layer in record.layers.iter().rev() {
+            if seen.insert(layer.digest.as_str()) {
+                dirs.push(self.layer_dir(&layer.digest)?);
+            }
+        }
+        dirs.reverse();
+        Ok(dirs)
     }
 
     /// Holds every layer of `record` for as long as the lease lives: `prune` never removes
@@ -282,22 +330,22 @@ impl Store {
     }
 
     /// Removes layers and configs that no image record references and no lease holds.
+    /// Waits for pulls in progress to finish first.
     pub fn prune(&self) -> Result<PruneReport, ImageError> {
+        let _store = self.lock_store(LockMode::Exclusive)?;
         let mut report = PruneReport::default();
+        let referenced = self.referenced_layers()?;
         for digest in self.present_layers()? {
-            let Some(lock) = self.try_lock_layer(&digest)? else {
+            if referenced.contains(&digest) {
+                continue;
+            }
+            let Some(_lock) = self.try_lock_layer(&digest)? else {
                 report.kept_in_use += 1;
                 continue;
             };
-            // References are read under the lock: a pull records its image while holding
-            // its layers shared, so it cannot slip in between this check and the delete.
-            if self.referenced_layers()?.contains(&digest) {
-                continue;
-            }
             report.bytes += self.layer_info(&digest)?.map(|i| i.size).unwrap_or(0);
             self.delete_layer(&digest)?;
             report.layers += 1;
-            drop(lock);
         }
         let configs: BTreeSet<String> = self.list()?.into_iter().map(|r| r.config_digest).collect();
         let blobs = self.root.join("blobs/sha256");
@@ -341,31 +389,44 @@ impl Store {
         Ok(digests)
     }
 
-    /// Removes `*.unverified-*` and `*.partial-*` directories and layer directories without
-    /// metadata, that no live process is working on.
-    fn remove_stale_partials(&self) -> Result<(), ImageError> {
-        let dir = self.root.join("layers");
-        for entry in fs::read_dir(&dir).context(|| format!("listing {}", dir.display()))? {
-            let path = entry
-                .context(|| format!("listing {}", dir.display()))?
-                .path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let hex = name.split('.').next().unwrap_or_default().to_string();
-            let partial = name.contains(".unverified-") || name.contains(".partial-");
-            let orphan =
-                path.is_dir() && !name.contains('.') && !dir.join(format!("{name}.json")).exists();
-            if !(partial || orphan) {
+    /// Removes what crashed pulls left: `*.unverified-*` and `*.partial-*` directories,
+    /// `*.tmp-*` files, and layer directories whose metadata was never written. Only when
+    /// no other process is pulling (the store lock is free); a failure is logged, never
+    /// fatal, so one stubborn leftover cannot make the store unusable.
+    fn remove_crash_leftovers(&self) {
+        let Ok(Some(_alone)) = self.try_lock_store() else {
+            return;
+        };
+        for sub in ["layers", "records", "blobs/sha256"] {
+            let dir = self.root.join(sub);
+            let Ok(entries) = fs::read_dir(&dir) else {
                 continue;
-            }
-            let digest = format!("sha256:{hex}");
-            if let Ok(Some(_lock)) = self.try_lock_layer(&digest) {
-                remove_tree(&path)?;
+            };
+            for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let leftover = name.contains(".unverified-")
+                    || name.contains(".partial-")
+                    || name.contains(".tmp-")
+                    || (sub == "layers"
+                        && path.is_dir()
+                        && !name.contains('.')
+                        && !dir.join(format!("{name}.json")).exists());
+                if !leftover {
+                    continue;
+                }
+                let removed = if path.is_dir() {
+                    remove_tree(&path)
+                } else {
+                    fs::remove_file(&path).context(|| format!("removing {}", path.display()))
+                };
+                if let Err(e) = removed {
+                    tracing::warn!("leaving a crashed pull's leftover: {e}");
+                }
             }
         }
-        Ok(())
     }
 }
 
@@ -384,7 +445,7 @@ pub struct PruneReport {
     pub configs: u64,
     /// Distributed bytes of the removed layers.
     pub bytes: u64,
-    /// Unreferenced layers kept because an instance (or a pull) holds them.
+    /// Unreferenced layers kept because an instance holds them.
     pub kept_in_use: u64,
 }
 
@@ -422,6 +483,12 @@ impl LayerLock {
                 .context(|| format!("locking {}", path.display()));
         }
         Ok(Self { _file: file })
+    }
+
+    /// Converts a held lock to exclusive without waiting; false when others hold it too.
+    pub(crate) fn try_upgrade(&self) -> bool {
+        // SAFETY: the descriptor is valid while `self` lives.
+        unsafe { libc::flock(self._file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
     }
 
     fn try_exclusive(path: &Path) -> Result<Option<Self>, ImageError> {

@@ -31,8 +31,9 @@ impl<R: Read> VerifyingReader<R> {
         }
     }
 
-    /// Reads whatever the consumer left unread, then checks digest and size.
-    pub fn finish(mut self, what: &str, expected_digest: &str) -> Result<(), ImageError> {
+    /// Reads whatever the consumer left unread, then checks digest and size. Returns the
+    /// number of bytes the blob had.
+    pub fn finish(mut self, what: &str, expected_digest: &str) -> Result<u64, ImageError> {
         let mut sink = [0u8; 64 * 1024];
         loop {
             match self.read(&mut sink) {
@@ -70,7 +71,7 @@ impl<R: Read> VerifyingReader<R> {
                 actual,
             });
         }
-        Ok(())
+        Ok(self.read)
     }
 }
 
@@ -106,7 +107,7 @@ mod tests {
         let mut r = VerifyingReader::new(&b"hello world"[..], Some(11), progress.clone());
         let mut first = [0u8; 5];
         r.read_exact(&mut first).unwrap();
-        r.finish("blob", &digest(b"hello world")).unwrap();
+        assert_eq!(r.finish("blob", &digest(b"hello world")).unwrap(), 11);
         assert_eq!(progress.load(Ordering::Relaxed), 11);
     }
 

@@ -464,6 +464,12 @@ fn raw_tar(entries: &[(&[u8], u8, &[u8])]) -> Vec<u8> {
 /// An OCI layout holding one image whose single layer is `tar` (uncompressed) with the
 /// given layer media type, and optionally a manifest padded past `pad` bytes.
 fn custom_layout(dir: &Path, tar: &[u8], media_type: &str, pad: usize) -> String {
+    layout_of(dir, &[(tar.to_vec(), media_type)], pad, &[])
+}
+
+/// An OCI layout of one image with these layers (bottom first). `corrupt` lists layer
+/// positions whose stored blob is altered after the manifest was written.
+fn layout_of(dir: &Path, layers: &[(Vec<u8>, &str)], pad: usize, corrupt: &[usize]) -> String {
     use serde_json::json;
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
@@ -472,18 +478,34 @@ fn custom_layout(dir: &Path, tar: &[u8], media_type: &str, pad: usize) -> String
         std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
         json!({ "digest": digest, "size": bytes.len() })
     };
-    let layer = put(tar);
+    let mut descriptors = Vec::new();
+    for (i, (tar, media_type)) in layers.iter().enumerate() {
+        let d = put(tar);
+        if corrupt.contains(&i) {
+            let path = blobs.join(d["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+            let mut bytes = tar.clone();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xff;
+            std::fs::write(path, bytes).unwrap();
+        }
+        descriptors
+            .push(json!({ "mediaType": media_type, "digest": d["digest"], "size": d["size"] }));
+    }
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|(t, _)| testkit::layer::sha256_digest(t))
+        .collect();
     let config = json!({
         "architecture": "amd64", "os": "linux",
         "config": { "Entrypoint": ["/probe"] },
-        "rootfs": { "type": "layers", "diff_ids": [testkit::layer::sha256_digest(tar)] },
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
     });
     let config = put(config.to_string().as_bytes());
     let mut manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config["digest"], "size": config["size"] },
-        "layers": [{ "mediaType": media_type, "digest": layer["digest"], "size": layer["size"] }],
+        "layers": descriptors,
     });
     if pad > 0 {
         manifest["annotations"] = json!({ "padding": "x".repeat(pad) });
@@ -500,6 +522,118 @@ fn custom_layout(dir: &Path, tar: &[u8], media_type: &str, pad: usize) -> String
     std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     format!("oci:{}:latest", dir.display())
+}
+
+/// A layer holding one file.
+fn one_file_layer(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, name, data).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// Bounds a pull that must finish: a deadlock fails the test instead of hanging the suite.
+async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(120), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish: deadlock?"))
+}
+
+#[tokio::test]
+async fn a_layer_listed_twice_is_fetched_once_and_mounted_once() {
+    if !require(&[], true) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let store = Store::open(&work.path().join("data")).unwrap();
+    let a = one_file_layer("a", b"a");
+    let b = one_file_layer("b", b"b");
+    let reference = layout_of(
+        &work.path().join("repeat"),
+        &[(a.clone(), PLAIN_TAR), (b, PLAIN_TAR), (a, PLAIN_TAR)],
+        0,
+        &[],
+    );
+    let outcome = bounded("pulling [A, B, A]", pull(&store, &reference))
+        .await
+        .unwrap();
+    assert_eq!(outcome.record.layers.len(), 3);
+    assert_eq!(outcome.layers_fetched, 2);
+    assert_eq!(outcome.record.layers[0], outcome.record.layers[2]);
+    let dirs = store.layer_dirs(&outcome.record).unwrap();
+    assert_eq!(
+        dirs.len(),
+        2,
+        "the repeated layer is mounted once, at its top place"
+    );
+    assert_eq!(
+        dirs[1],
+        store.layer_dir(&outcome.record.layers[2].digest).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn pulls_sharing_layers_in_opposite_orders_do_not_deadlock() {
+    if !require(&[], true) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let (a, b) = (
+        one_file_layer("a", &[1u8; 4 << 20]),
+        one_file_layer("b", &[2u8; 4 << 20]),
+    );
+    let x = layout_of(
+        &work.path().join("x"),
+        &[(a.clone(), PLAIN_TAR), (b.clone(), PLAIN_TAR)],
+        0,
+        &[],
+    );
+    let y = layout_of(
+        &work.path().join("y"),
+        &[(b, PLAIN_TAR), (a, PLAIN_TAR)],
+        0,
+        &[],
+    );
+    for round in 0..5 {
+        let _ = std::fs::remove_dir_all(&data);
+        let (s1, s2) = (Store::open(&data).unwrap(), Store::open(&data).unwrap());
+        let (r1, r2) = bounded(&format!("round {round}"), async {
+            tokio::join!(pull(&s1, &x), pull(&s2, &y))
+        })
+        .await;
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        assert_eq!(
+            r1.layers_fetched + r2.layers_fetched,
+            2,
+            "round {round}: each layer fetched once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failure_after_a_committed_layer_rolls_everything_back() {
+    if !require(&[], true) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let store = Store::open(&work.path().join("data")).unwrap();
+    let before = store_contents(&store);
+    let layers = [
+        (one_file_layer("good", b"good"), PLAIN_TAR),
+        (one_file_layer("bad", b"bad"), PLAIN_TAR),
+    ];
+    let reference = layout_of(&work.path().join("half"), &layers, 0, &[1]);
+    let err = pull(&store, &reference).await.unwrap_err();
+    assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+    assert_eq!(
+        store_contents(&store),
+        before,
+        "the good layer and the config are rolled back"
+    );
 }
 
 const PLAIN_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -593,4 +727,45 @@ async fn hostile_layers_and_bad_manifests_are_refused_and_leave_nothing() {
         0,
         "nothing was written outside"
     );
+}
+
+#[tokio::test]
+async fn what_a_crashed_pull_left_is_never_used_and_is_cleaned_at_open() {
+    if !require(&["busybox"], true) {
+        return;
+    }
+    let cat = catalogue().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("oci:{}", cat.image("probe").path.display());
+    let digest = {
+        let store = Store::open(dir.path()).unwrap();
+        let record = pull(&store, &source).await.unwrap().record;
+        store.remove(&record.reference).unwrap();
+        store.prune().unwrap();
+        record.layers[0].digest.clone()
+    };
+    let hex = digest.trim_start_matches("sha256:");
+    let layers = dir.path().join("images/layers");
+    // A crash can leave: an unpack in progress, an unverified layer, or a layer directory
+    // whose metadata was never written. None of them counts as the layer.
+    for leftover in [
+        format!("{hex}.partial-123"),
+        format!("{hex}.unverified-1-2"),
+        hex.to_string(),
+    ] {
+        std::fs::create_dir_all(layers.join(&leftover).join("half")).unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        std::fs::read_dir(&layers).unwrap().count(),
+        0,
+        "leftovers removed at open"
+    );
+    assert!(!store.has_layer(&digest).unwrap());
+    let outcome = pull(&store, &source).await.unwrap();
+    assert_eq!(
+        outcome.layers_fetched, 1,
+        "the layer is fetched again, not taken from the leftovers"
+    );
+    assert!(layer_file(&store, &outcome.record, 0, "probe").is_file());
 }
