@@ -34,11 +34,24 @@ fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // The whole chain on one line: what was being done, then why.
-            eprintln!("homerun: {e:#}");
+            eprintln!("homerun: {}", error_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The whole chain on one line, what was being done then why, skipping a cause whose text
+/// its parent already shows (library errors often carry their cause in their message).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn run() -> anyhow::Result<()> {

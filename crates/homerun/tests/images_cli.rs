@@ -1,16 +1,30 @@
 //! `homerun images` end to end: pull from a real registry, list, remove, prune.
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use testkit::{catalogue, require, Registry};
 
+/// Runs homerun, killing it if it has not finished in five minutes (a hang fails the test
+/// instead of the whole suite).
 fn homerun(data_dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_homerun"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_homerun"))
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
-        .output()
-        .expect("running homerun")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running homerun");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("homerun {args:?} did not finish in 5 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn ok(out: Output) -> String {

@@ -485,7 +485,7 @@ const SCHEMA1_CONFIG_KEYS: [&str; 7] = [
 
 fn parse_schema1(kind: ManifestKind, document: Value) -> Result<ImageManifest, ManifestError> {
     // The JWS signatures are not checked: Docker never verified them either, and the
-    // content is pinned by digest or trusted by tag like every other kind.
+    // content is pinned by its payload digest or trusted by tag like every other kind.
     let raw: RawSchema1 = deserialize(kind, document)?;
     check_schema_version(kind, raw.schema_version, 1)?;
     if raw.fs_layers.len() != raw.history.len() {
@@ -560,6 +560,41 @@ fn schema1_config(newest: &Map<String, Value>, manifest_architecture: Option<&st
     }
     config.insert("config".to_owned(), Value::Object(runtime));
     Value::Object(config)
+}
+
+/// The digest a registry gives a signed schema1 manifest: that of its payload, the document
+/// without its `signatures`, which libtrust rebuilds from the JWS protected header as the
+/// first `formatLength` bytes of the body followed by the base64url `formatTail`. The body
+/// itself never hashes to it, since the registry signs anew on every GET.
+pub fn signed_schema1_payload_digest(bytes: &[u8]) -> Result<String, ManifestError> {
+    use base64::Engine as _;
+    let malformed = |detail: String| ManifestError::Malformed {
+        media_type: DOCKER_MANIFEST_V1_SIGNED,
+        detail,
+    };
+    let b64 = |text: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .map_err(|e| malformed(format!("bad base64url in the signature header: {e}")))
+    };
+    let doc: Value =
+        serde_json::from_slice(bytes).map_err(|e| ManifestError::NotJson(e.to_string()))?;
+    let protected = doc["signatures"][0]["protected"]
+        .as_str()
+        .ok_or_else(|| malformed("no signatures[0].protected header".into()))?;
+    let header: Value = serde_json::from_slice(&b64(protected)?)
+        .map_err(|e| malformed(format!("signature header is not JSON: {e}")))?;
+    let length = header["formatLength"]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n <= bytes.len())
+        .ok_or_else(|| malformed("formatLength is missing or past the end".into()))?;
+    let tail = b64(header["formatTail"]
+        .as_str()
+        .ok_or_else(|| malformed("no formatTail".into()))?)?;
+    let mut payload = bytes[..length].to_vec();
+    payload.extend_from_slice(&tail);
+    Ok(digest_of(&payload))
 }
 
 /// `sha256:<hex>` of `bytes`.

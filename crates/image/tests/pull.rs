@@ -162,6 +162,9 @@ async fn every_manifest_kind_resolves_to_linux_amd64() {
         .unwrap();
     let outcome = pull(&store, &v1).await.unwrap();
     assert!(layer_file(&store, &outcome.record, 0, "probe").is_file());
+    // Recorded under the digest the registry serves it by (its payload's).
+    let digest = registry.inspect(&v1, &[]).unwrap()["Digest"].clone();
+    assert_eq!(outcome.record.manifest_digest, digest.as_str().unwrap());
 }
 
 #[tokio::test]

@@ -370,8 +370,7 @@ async fn a_silent_registry_times_out() {
 }
 
 /// Registries address a signed schema1 manifest by the digest of its payload without the
-/// signatures, and oci-client 0.18 checks every manifest's bytes against that digest, so
-/// such manifests cannot be pulled through it. What matters is that the refusal says so.
+/// signatures; the source checks and reports that digest, by tag and by digest.
 #[tokio::test]
 async fn schema1_signed_manifest_is_fetched_by_tag_and_digest() {
     if !prerequisites() {
@@ -394,9 +393,10 @@ async fn schema1_signed_manifest_is_fetched_by_tag_and_digest() {
     let source = open(&reference, &options(&no_config(&dir))).await;
 
     // The registry digests the unsigned payload and signs anew per GET, so the body never
-    // hashes to the registry digest; it is accepted as signed schema1 all the same.
+    // hashes to the registry digest; the payload digest does.
     for digest in [None, Some(registry_digest.as_str())] {
         let raw = source.manifest(digest).await.expect("schema1 manifest");
+        assert_eq!(raw.digest, registry_digest);
         assert_eq!(
             raw.content_type.as_deref(),
             Some(image::manifest::DOCKER_MANIFEST_V1_SIGNED)

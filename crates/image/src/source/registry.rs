@@ -21,7 +21,8 @@ use serde::Deserialize;
 
 use super::{Blob, RawManifest, RegistryOptions, SourceError};
 use crate::manifest::{
-    digest_of, ACCEPTED_MEDIA_TYPES, DOCKER_MANIFEST_V1_SIGNED, MAX_MANIFEST_BYTES,
+    digest_of, signed_schema1_payload_digest, ACCEPTED_MEDIA_TYPES, DOCKER_MANIFEST_V1_SIGNED,
+    MAX_MANIFEST_BYTES,
 };
 use crate::reference::Reference;
 
@@ -99,10 +100,15 @@ impl RegistrySource {
         let target = self.oci_reference(wanted);
         let (bytes, content_type) = self.get_manifest(&target, &what).await?;
         // A signed schema1 manifest never hashes to its registry digest: the registry digests
-        // the unsigned payload and signs anew on every GET.
-        let signed_schema1 = content_type.as_deref() == Some(DOCKER_MANIFEST_V1_SIGNED);
-        let actual = digest_of(&bytes);
-        if let Some(expected) = wanted.filter(|expected| *expected != actual && !signed_schema1) {
+        // the unsigned payload and signs anew on every GET. Its payload digest is the one to
+        // check and to record.
+        let actual = if content_type.as_deref() == Some(DOCKER_MANIFEST_V1_SIGNED) {
+            signed_schema1_payload_digest(&bytes)
+                .map_err(|e| self.invalid(format!("{what}: {e}")))?
+        } else {
+            digest_of(&bytes)
+        };
+        if let Some(expected) = wanted.filter(|expected| *expected != actual) {
             return Err(self.invalid(format!(
                 "{what} has digest {actual}, not the {expected} requested"
             )));
@@ -163,8 +169,10 @@ impl RegistrySource {
             403 => return Err(self.unauthorized("403 Forbidden")),
             404 => return Err(not_found(what, &source_name)),
             code => {
+                // Enough of the registry's error document to explain, never all of it.
                 let body = response.text().await.unwrap_or_default();
-                return Err(self.invalid(format!("{what}: HTTP {code}: {}", body.trim())));
+                let excerpt: String = body.trim().chars().take(512).collect();
+                return Err(self.invalid(format!("{what}: HTTP {code}: {excerpt}")));
             }
         }
         let content_type = response
@@ -435,9 +443,8 @@ fn repository_name(reference: &Reference) -> String {
 /// which its bytes cannot reproduce, and oci-client offers no way to fetch it unchecked.
 fn digest_mismatch(what: &str, expected: &str, actual: &str) -> String {
     format!(
-        "{what} hashes to {actual}, but the registry or the reference says {expected}; \
-         either it is corrupt or it is a signed schema1 (v2s1) manifest, which homerun cannot \
-         pull from a registry (copy the image to a v2s2 or OCI manifest first)"
+        "{what} hashes to {actual}, but the registry or the reference says {expected}: \
+         it is corrupt"
     )
 }
 
