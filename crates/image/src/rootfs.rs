@@ -35,6 +35,134 @@ fn check_option_path(path: &Path) -> Result<(), ImageError> {
     Ok(())
 }
 
+/// Values from <linux/mount.h> for the new mount API (stable kernel ABI).
+mod uapi {
+    pub const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
+    pub const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    pub const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    pub const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
+    pub const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+    pub const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+}
+
+/// A file descriptor closed on drop.
+struct Fd(libc::c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: we own this descriptor and close it once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn os_error(context: String) -> ImageError {
+    ImageError::Io {
+        context,
+        source: std::io::Error::last_os_error(),
+    }
+}
+
+/// Mounts overlayfs with the new mount API, one `lowerdir+` per layer (top first): no
+/// option-string limit, so any number of layers. Needs Linux 6.8 or newer.
+fn mount_layer_by_layer(
+    layers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), ImageError> {
+    // SAFETY: a valid NUL-terminated name; the result is checked.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), uapi::FSOPEN_CLOEXEC) };
+    if fs < 0 {
+        return Err(os_error("opening an overlayfs context (fsopen)".into()));
+    }
+    let fs = Fd(fs as libc::c_int);
+    let set = |key: &std::ffi::CStr, value: &Path| -> Result<(), ImageError> {
+        let c_value = cstring(value)?;
+        // SAFETY: valid descriptor and NUL-terminated strings outliving the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.0,
+                uapi::FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                c_value.as_ptr(),
+                0,
+            )
+        };
+        if rc < 0 {
+            let err = std::io::Error::last_os_error();
+            let hint = if key == c"lowerdir+" && err.raw_os_error() == Some(libc::EINVAL) {
+                " (overlayfs lowerdir+ needs Linux 6.8 or newer)"
+            } else {
+                ""
+            };
+            return Err(ImageError::Io {
+                context: format!(
+                    "overlayfs option {}={}{hint}",
+                    key.to_string_lossy(),
+                    value.display()
+                ),
+                source: err,
+            });
+        }
+        Ok(())
+    };
+    for layer in layers.iter().rev() {
+        set(c"lowerdir+", layer)?;
+    }
+    set(c"upperdir", upper)?;
+    set(c"workdir", work)?;
+    // SAFETY: valid descriptor; null key and value as FSCONFIG_CMD_CREATE requires.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.0,
+            uapi::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(os_error(format!(
+            "creating the overlay of {} layers",
+            layers.len()
+        )));
+    }
+    // SAFETY: valid descriptor; flags from the uapi.
+    let mnt = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.0,
+            uapi::FSMOUNT_CLOEXEC,
+            uapi::MOUNT_ATTR_NODEV,
+        )
+    };
+    if mnt < 0 {
+        return Err(os_error("fsmount of the overlay".into()));
+    }
+    let mnt = Fd(mnt as libc::c_int);
+    let c_target = cstring(target)?;
+    // SAFETY: valid descriptors and NUL-terminated paths.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.0,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c_target.as_ptr(),
+            uapi::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(os_error(format!(
+            "attaching the overlay at {}",
+            target.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Builds the overlayfs option string; `layers` are bottom first, as images list them.
 pub fn overlay_options(
     layers: &[PathBuf],
@@ -71,16 +199,40 @@ pub fn overlay_options(
     Ok(options)
 }
 
+/// The classic `mount(2)` with every layer in one option string.
+fn mount_with_options(options: &str, target: &Path) -> Result<(), ImageError> {
+    let c_target = cstring(target)?;
+    let c_options = CString::new(options)
+        .map_err(|_| ImageError::Invalid("overlayfs options contain a NUL byte".into()))?;
+    // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
+    let rc = unsafe {
+        libc::mount(
+            c"overlay".as_ptr(),
+            c_target.as_ptr(),
+            c"overlay".as_ptr(),
+            libc::MS_NODEV,
+            c_options.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(os_error(format!(
+            "mounting the image's overlay at {}",
+            target.display()
+        )));
+    }
+    Ok(())
+}
+
 impl Rootfs {
     /// Mounts the union of `layers` (bottom first) at `target`, writes going to `upper`.
-    /// `upper` and `work` must be empty directories on the same filesystem.
+    /// `upper` and `work` must be empty directories on the same filesystem. Layers that do
+    /// not fit in one mount option string are given one by one (Linux 6.8+).
     pub fn mount(
         layers: &[PathBuf],
         upper: &Path,
         work: &Path,
         target: &Path,
     ) -> Result<Self, ImageError> {
-        let options = overlay_options(layers, upper, work)?;
         for layer in layers {
             if !layer.is_dir() {
                 return Err(ImageError::Invalid(format!(
@@ -89,24 +241,12 @@ impl Rootfs {
                 )));
             }
         }
-        let c_target = cstring(target)?;
-        let c_options = CString::new(options)
-            .map_err(|_| ImageError::Invalid("overlayfs options contain a NUL byte".into()))?;
-        // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
-        let rc = unsafe {
-            libc::mount(
-                c"overlay".as_ptr(),
-                c_target.as_ptr(),
-                c"overlay".as_ptr(),
-                libc::MS_NODEV,
-                c_options.as_ptr().cast(),
-            )
-        };
-        if rc != 0 {
-            return Err(ImageError::Io {
-                context: format!("mounting the image's overlay at {}", target.display()),
-                source: std::io::Error::last_os_error(),
-            });
+        match overlay_options(layers, upper, work) {
+            Ok(options) => mount_with_options(&options, target)?,
+            Err(ImageError::Invalid(why)) if why.contains("over the kernel's") => {
+                mount_layer_by_layer(layers, upper, work, target)?
+            }
+            Err(e) => return Err(e),
         }
         Ok(Self {
             target: target.to_path_buf(),
