@@ -5,6 +5,7 @@
 # local registry and prints curl lines for its URL. Today the platform does not exist yet, so
 # it runs what does: it builds homerun and the probe workload, builds the test images,
 # starts a real registry on loopback, pushes the probe image into it, shows it with skopeo,
+# pulls it into a scratch image store with `homerun images pull`,
 # and serves the probe (the sample service's workload) on port 8080 of every interface, as an
 # instance listens. Ctrl-C stops it all.
 set -euo pipefail
@@ -50,6 +51,8 @@ skopeo --insecure-policy copy --quiet --dest-tls-verify=false \
     "oci:$PWD/target/testimages/oci/probe:latest" "docker://$image"
 echo "registry: pushed $image"
 skopeo inspect --tls-verify=false "docker://$image" | grep -E '"(Digest|Architecture|Os)"'
+target/release/homerun --data-dir "$work/data" images pull "$image"
+target/release/homerun --data-dir "$work/data" images list
 
 # An environment of its own, as an instance has: the probe shows its environment to anyone
 # who asks, and it listens on all interfaces as the contract says.

@@ -239,6 +239,7 @@ async fn an_unreachable_registry_is_named_and_does_not_hang() {
     drop(closed);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
+    let before = store_contents(&store);
     let err = pull(&store, &format!("127.0.0.1:{port}/nothing/here:latest"))
         .await
         .unwrap_err()
@@ -261,6 +262,7 @@ async fn an_unreachable_registry_is_named_and_does_not_hang() {
     .expect("the pull must give up on a silent registry");
     assert!(pulled.unwrap_err().to_string().contains(&addr.to_string()));
     drop(silent);
+    assert_eq!(store_contents(&store), before);
 }
 
 /// Corrupts a layer blob in the registry's storage: the registry serves it as it is.
