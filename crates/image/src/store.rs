@@ -271,10 +271,7 @@ impl Store {
     pub fn list(&self) -> Result<Vec<ImageRecord>, ImageError> {
         let dir = self.root.join("records");
         let mut records = Vec::new();
-        for entry in fs::read_dir(&dir).context(|| format!("listing {}", dir.display()))? {
-            let path = entry
-                .context(|| format!("listing {}", dir.display()))?
-                .path();
+        for path in dir_entries(&dir)? {
             if path.extension().is_some_and(|e| e == "json") {
                 let bytes = fs::read(&path).context(|| format!("reading {}", path.display()))?;
                 records.push(
@@ -349,10 +346,7 @@ impl Store {
         }
         let configs: BTreeSet<String> = self.list()?.into_iter().map(|r| r.config_digest).collect();
         let blobs = self.root.join("blobs/sha256");
-        for entry in fs::read_dir(&blobs).context(|| format!("listing {}", blobs.display()))? {
-            let path = entry
-                .context(|| format!("listing {}", blobs.display()))?
-                .path();
+        for path in dir_entries(&blobs)? {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
             if let Some(name) = name {
                 if !configs.contains(&format!("sha256:{name}")) {
@@ -376,11 +370,8 @@ impl Store {
     pub fn present_layers(&self) -> Result<Vec<String>, ImageError> {
         let dir = self.root.join("layers");
         let mut digests = Vec::new();
-        for entry in fs::read_dir(&dir).context(|| format!("listing {}", dir.display()))? {
-            let name = entry
-                .context(|| format!("listing {}", dir.display()))?
-                .file_name();
-            let name = name.to_string_lossy();
+        for path in dir_entries(&dir)? {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
             if let Some(hex) = name.strip_suffix(".json") {
                 digests.push(format!("sha256:{hex}"));
             }
@@ -399,10 +390,10 @@ impl Store {
         };
         for sub in ["layers", "records", "blobs/sha256"] {
             let dir = self.root.join(sub);
-            let Ok(entries) = fs::read_dir(&dir) else {
+            let Ok(entries) = dir_entries(&dir) else {
                 continue;
             };
-            for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+            for path in entries {
                 let name = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -428,6 +419,13 @@ impl Store {
             }
         }
     }
+}
+
+/// The paths in `dir`.
+fn dir_entries(dir: &Path) -> Result<Vec<PathBuf>, ImageError> {
+    fs::read_dir(dir)
+        .and_then(|entries| entries.map(|e| e.map(|e| e.path())).collect())
+        .context(|| format!("listing {}", dir.display()))
 }
 
 fn remove_tree(path: &Path) -> Result<(), ImageError> {
