@@ -1,0 +1,400 @@
+//! One container's whole life: a memory-backed writable layer, the overlay root over the
+//! image's shared layers, the bundle, runc create and start, log capture, exit and OOM
+//! detection, SIGTERM then SIGKILL after the grace period, and cleanup of every piece.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use image::rootfs::Rootfs;
+use image::{ImageRecord, Lease, Store};
+
+use crate::bundle::{write_bundle, BundleSpec};
+use crate::error::{IoContext, RuntimeError};
+use crate::logs::{capture, LogBuffer, Stream};
+use crate::runc::Runtime;
+
+/// Bytes of log kept per container.
+const LOG_BYTES: usize = 1 << 20;
+
+/// What a container needs besides its image.
+#[derive(Clone, Debug)]
+pub struct ContainerSpec {
+    /// Short, unique, `[a-z0-9-]`: names the runc container, the state directory, the cgroup.
+    pub id: String,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub hostname: String,
+    pub netns: Option<PathBuf>,
+    /// Extra `/etc/hosts` lines (address, names), e.g. the metadata server.
+    pub hosts: Vec<(String, Vec<String>)>,
+    pub memory_bytes: i64,
+    pub cpu_millis: u64,
+    pub pids: i64,
+}
+
+/// How a container ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// Exit code when it exited, None when a signal ended it.
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// The memory cgroup's OOM killer ended a process of the container.
+    pub oom_killed: bool,
+}
+
+/// Makes this process the reaper of orphans below it, so a container's init (whose parent,
+/// `runc create`, exits at once) is reparented to us and its exit status is ours to read.
+pub fn become_subreaper() -> Result<(), RuntimeError> {
+    // SAFETY: prctl with integer arguments has no memory effects.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .context(|| "becoming a child subreaper".into());
+    }
+    Ok(())
+}
+
+type ExitSlot = Arc<(Mutex<Option<ExitInfo>>, Condvar)>;
+
+pub struct Container {
+    id: String,
+    dir: PathBuf,
+    runtime: Runtime,
+    cgroups_path: String,
+    rootfs: Option<Rootfs>,
+    rw_mounted: bool,
+    created: bool,
+    pid: i32,
+    exit: ExitSlot,
+    logs: Arc<LogBuffer>,
+    log_threads: Vec<std::thread::JoinHandle<()>>,
+    _lease: Option<Lease>,
+}
+
+fn cstring(p: &Path) -> Result<CString, RuntimeError> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| RuntimeError::Invalid(format!("{} has a NUL byte", p.display())))
+}
+
+fn mount_tmpfs(target: &Path, size: i64) -> Result<(), RuntimeError> {
+    let t = cstring(target)?;
+    let options = CString::new(format!("size={size},mode=0755"))
+        .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+    // SAFETY: valid NUL-terminated strings outliving the call.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            t.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NODEV | libc::MS_NOSUID,
+            options.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .context(|| format!("mounting tmpfs at {}", target.display()));
+    }
+    Ok(())
+}
+
+fn unmount(target: &Path) -> Result<(), RuntimeError> {
+    let t = cstring(target)?;
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .context(|| format!("unmounting {}", target.display()));
+    }
+    Ok(())
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 48
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl Container {
+    /// Creates and starts the container. On failure everything done so far is undone.
+    pub fn start(
+        spec: &ContainerSpec,
+        store: &Store,
+        image: &ImageRecord,
+        runtime: &Runtime,
+        state_dir: &Path,
+    ) -> Result<Self, RuntimeError> {
+        if !valid_id(&spec.id) {
+            return Err(RuntimeError::Invalid(format!(
+                "container id {:?} must be 1-48 of [a-z0-9-]",
+                spec.id
+            )));
+        }
+        if spec.memory_bytes < (6 << 20) {
+            return Err(RuntimeError::Invalid(format!(
+                "memory limit {} bytes is below the 6 MiB minimum",
+                spec.memory_bytes
+            )));
+        }
+        let dir = state_dir.join(&spec.id);
+        std::fs::create_dir(&dir).context(|| format!("creating {}", dir.display()))?;
+        let mut container = Self {
+            id: spec.id.clone(),
+            dir,
+            runtime: runtime.clone(),
+            cgroups_path: format!("/homerun/{}", spec.id),
+            rootfs: None,
+            rw_mounted: false,
+            created: false,
+            pid: 0,
+            exit: Arc::new((Mutex::new(None), Condvar::new())),
+            logs: Arc::new(LogBuffer::new(LOG_BYTES)),
+            log_threads: Vec::new(),
+            _lease: None,
+        };
+        match container.bring_up(spec, store, image) {
+            Ok(()) => Ok(container),
+            Err(e) => {
+                container.destroy();
+                Err(e)
+            }
+        }
+    }
+
+    fn bring_up(
+        &mut self,
+        spec: &ContainerSpec,
+        store: &Store,
+        image: &ImageRecord,
+    ) -> Result<(), RuntimeError> {
+        self._lease = Some(store.lease(image)?);
+        // The writable layer lives in memory: its pages are charged to the container's
+        // memory cgroup, so writing files uses instance memory (the contract).
+        let rw = self.dir.join("rw");
+        std::fs::create_dir(&rw).context(|| format!("creating {}", rw.display()))?;
+        mount_tmpfs(&rw, spec.memory_bytes)?;
+        self.rw_mounted = true;
+        let (upper, work, root) = (rw.join("upper"), rw.join("work"), self.dir.join("rootfs"));
+        for d in [&upper, &work, &root] {
+            std::fs::create_dir(d).context(|| format!("creating {}", d.display()))?;
+        }
+        let tmp = upper.join("tmp");
+        std::fs::create_dir(&tmp).context(|| format!("creating {}", tmp.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777))
+            .context(|| format!("chmod {}", tmp.display()))?;
+        self.rootfs = Some(Rootfs::mount(
+            &store.layer_dirs(image)?,
+            &upper,
+            &work,
+            &root,
+        )?);
+
+        let etc = self.dir.join("etc");
+        std::fs::create_dir(&etc).context(|| format!("creating {}", etc.display()))?;
+        let mut hosts =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        for (addr, names) in &spec.hosts {
+            hosts.push_str(&format!("{addr}\t{}\n", names.join(" ")));
+        }
+        std::fs::write(etc.join("hosts"), hosts).context(|| "writing hosts".into())?;
+        std::fs::write(etc.join("hostname"), format!("{}\n", spec.hostname))
+            .context(|| "writing hostname".into())?;
+        let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
+        std::fs::write(etc.join("resolv.conf"), resolv).context(|| "writing resolv.conf".into())?;
+
+        write_bundle(
+            &self.dir,
+            &BundleSpec {
+                rootfs: root,
+                argv: spec.argv.clone(),
+                env: spec.env.clone(),
+                cwd: spec.cwd.clone(),
+                uid: spec.uid,
+                gid: spec.gid,
+                additional_gids: spec.additional_gids.clone(),
+                hostname: spec.hostname.clone(),
+                netns: spec.netns.clone(),
+                memory_bytes: spec.memory_bytes,
+                cpu_millis: spec.cpu_millis,
+                pids: spec.pids,
+                etc_dir: etc,
+                cgroups_path: self.cgroups_path.clone(),
+            },
+        )?;
+
+        let (out_r, out_w) = std::io::pipe().context(|| "creating a stdout pipe".into())?;
+        let (err_r, err_w) = std::io::pipe().context(|| "creating a stderr pipe".into())?;
+        let created = self.runtime.create(
+            &self.id,
+            &self.dir,
+            Stdio::from(out_w),
+            Stdio::from(err_w),
+            &self.dir.join("runc.log"),
+        );
+        self.log_threads.push(capture(
+            out_r,
+            self.logs.clone(),
+            "main".into(),
+            Stream::Stdout,
+        ));
+        self.log_threads.push(capture(
+            err_r,
+            self.logs.clone(),
+            "main".into(),
+            Stream::Stderr,
+        ));
+        self.pid = created?;
+        self.created = true;
+        self.watch_exit();
+        self.runtime.start(&self.id)
+    }
+
+    /// A thread waits for the init process (ours as subreaper) and records how it ended,
+    /// once the log threads have read everything: an exit is only seen with its last lines.
+    /// (When init dies the kernel kills the rest of its PID namespace, so the pipes close.)
+    fn watch_exit(&mut self) {
+        let (pid, slot) = (self.pid, self.exit.clone());
+        let oom_files = self.oom_files();
+        let log_threads: Vec<_> = self.log_threads.drain(..).collect();
+        std::thread::spawn(move || {
+            let mut status = 0;
+            // SAFETY: waitpid on a specific pid with a valid status pointer.
+            let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+            let (code, signal) = if rc == pid {
+                if libc::WIFEXITED(status) {
+                    (Some(libc::WEXITSTATUS(status)), None)
+                } else {
+                    (None, Some(libc::WTERMSIG(status)))
+                }
+            } else {
+                // Not our child (no subreaper): wait until it is gone, status unknown.
+                // SAFETY: signal 0 only checks existence.
+                while unsafe { libc::kill(pid, 0) } == 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                (None, None)
+            };
+            let oom_killed = oom_count(&oom_files) > 0;
+            for t in log_threads {
+                let _ = t.join();
+            }
+            let (lock, cv) = &*slot;
+            *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(ExitInfo {
+                code,
+                signal,
+                oom_killed,
+            });
+            cv.notify_all();
+        });
+    }
+
+    /// The memory cgroup's OOM-kill counters: v1 `memory.oom_control`, v2 `memory.events`.
+    fn oom_files(&self) -> Vec<PathBuf> {
+        let rel = self.cgroups_path.trim_start_matches('/');
+        vec![
+            Path::new("/sys/fs/cgroup/memory")
+                .join(rel)
+                .join("memory.oom_control"),
+            Path::new("/sys/fs/cgroup").join(rel).join("memory.events"),
+        ]
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    pub fn logs(&self) -> &Arc<LogBuffer> {
+        &self.logs
+    }
+
+    /// Waits for the container to end, at most `timeout`; None if it still runs.
+    pub fn wait(&self, timeout: Duration) -> Option<ExitInfo> {
+        let (lock, cv) = &*self.exit;
+        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = cv
+            .wait_timeout_while(guard, timeout, |exit| exit.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        *guard
+    }
+
+    /// SIGTERM to every process, then SIGKILL once `grace` has passed (the contract: 10 s).
+    pub fn stop(&self, grace: Duration) -> Result<ExitInfo, RuntimeError> {
+        if let Some(exit) = self.wait(Duration::ZERO) {
+            return Ok(exit);
+        }
+        // A container that exits between the check and the kill makes runc fail: fine.
+        let _ = self.runtime.kill(&self.id, "TERM");
+        if let Some(exit) = self.wait(grace) {
+            return Ok(exit);
+        }
+        let _ = self.runtime.kill(&self.id, "KILL");
+        self.wait(Duration::from_secs(30)).ok_or_else(|| {
+            RuntimeError::Invalid(format!("container {} survived SIGKILL for 30 s", self.id))
+        })
+    }
+
+    /// Removes every trace: the runc container and its cgroup, the mounts, the directory.
+    pub fn destroy(mut self) {
+        self.teardown();
+    }
+
+    fn teardown(&mut self) {
+        if self.created {
+            if let Err(e) = self.runtime.delete(&self.id, true) {
+                tracing::warn!("deleting container {}: {e}", self.id);
+            }
+            self.created = false;
+        }
+        for t in self.log_threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(rootfs) = self.rootfs.take() {
+            if let Err(e) = rootfs.unmount() {
+                tracing::warn!("{e}");
+            }
+        }
+        if self.rw_mounted {
+            if let Err(e) = unmount(&self.dir.join("rw")) {
+                tracing::warn!("{e}");
+            }
+            self.rw_mounted = false;
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("removing {}: {e}", self.dir.display());
+            }
+        }
+        self._lease = None;
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+fn oom_count(files: &[PathBuf]) -> u64 {
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("oom_kill "))
+                .filter_map(|n| n.trim().parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}

@@ -1,0 +1,13 @@
+//! homerun's instance runtime (work in progress toward the runtime issue): networking
+//! (bridge, IPAM, network namespaces), the container process (command, args, env, user) and
+//! log capture exist; bundles, the runc driver and instance lifecycle come next.
+
+pub mod bundle;
+pub mod container;
+mod error;
+pub mod logs;
+pub mod net;
+pub mod process;
+pub mod runc;
+
+pub use error::RuntimeError;
