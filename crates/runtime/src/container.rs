@@ -196,6 +196,8 @@ impl Container {
             &work,
             &root,
         )?);
+        // A missing or foreign executable gets a clear error here, not one from inside runc.
+        crate::entrypoint::check_executable(&root, &spec.argv, &spec.env, &spec.cwd)?;
 
         let etc = self.dir.join("etc");
         std::fs::create_dir(&etc).context(|| format!("creating {}", etc.display()))?;

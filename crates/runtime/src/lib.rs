@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod container;
+pub mod entrypoint;
 mod error;
 pub mod logs;
 pub mod net;

@@ -48,6 +48,34 @@ fn pull(env: &Env, name: &str) -> ImageRecord {
         .record
 }
 
+/// An OCI layout whose config says linux/amd64 while its /probe is an aarch64 ELF.
+fn lying_arm64_image(env: &Env) -> ImageRecord {
+    use testkit::layer::{aarch64_exit0_elf, Compression, LayerBuilder};
+    use testkit::layout::{Flavor, ImageConfig, ImageSink, Layout};
+    let dir = env.state.join("lying-layout");
+    let mut builder = LayerBuilder::new();
+    builder.file("probe", 0o755, &aarch64_exit0_elf()).unwrap();
+    let layer = builder.finish(Compression::Gzip).unwrap();
+    let config = ImageConfig {
+        architecture: "amd64".into(),
+        entrypoint: vec!["/probe".into()],
+        working_dir: "/".into(),
+        ..Default::default()
+    };
+    let mut layout = Layout::create(&dir).unwrap();
+    let desc = layout.put_image(Flavor::Oci, &config, &[layer]).unwrap();
+    layout.tag(&desc, "latest");
+    layout.finish().unwrap();
+    let source = ImageSource::parse(&format!("oci:{}:latest", dir.display())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(env.store.pull(&source, &RegistryOptions::default(), &Quiet))
+        .unwrap()
+        .record
+}
+
 fn unique_id(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!(
@@ -261,6 +289,24 @@ fn bad_requests_are_refused_and_leave_nothing() {
     .expect("a missing entrypoint is refused");
     assert!(err.to_string().contains("/no/such/binary"), "{err}");
     assert_gone(&env, &id);
+    // An image that says amd64 but ships an aarch64 executable.
+    let lying = lying_arm64_image(&env);
+    let id = unique_id("arm");
+    let err = Container::start(
+        &spec(&id, &["/probe"], &[]),
+        &env.store,
+        &lying,
+        &env.runtime,
+        &env.state,
+    )
+    .err()
+    .expect("a foreign executable is refused");
+    assert!(
+        err.to_string().contains("/probe is an aarch64 executable"),
+        "{err}"
+    );
+    assert_gone(&env, &id);
+
     let mut s = spec(&unique_id("tiny"), &["/bin/true"], &[]);
     s.memory_bytes = 1 << 20;
     assert!(Container::start(&s, &env.store, &image, &env.runtime, &env.state).is_err());
