@@ -40,6 +40,12 @@ impl Runtime {
     fn command(&self) -> Command {
         let mut cmd = Command::new(self.kind.binary());
         cmd.arg("--root").arg(&self.root);
+        if self.kind == OciRuntime::Runsc {
+            // Debian's runsc (2022) refuses its own netstack here ("cannot run with network
+            // enabled in root network namespace") however the instance's namespace is given;
+            // with host networking it uses that namespace, which is the instance's own.
+            cmd.arg("--network=host");
+        }
         cmd
     }
 

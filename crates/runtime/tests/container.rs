@@ -416,3 +416,36 @@ fn the_probe_serves_from_its_own_network_namespace() {
         "the network namespace is gone"
     );
 }
+
+/// The first generation environment: the same bundle under gVisor's runsc.
+#[test]
+fn a_job_runs_under_runsc() {
+    if !testkit::require(&["runsc"], true) {
+        return;
+    }
+    let Some(env) = env() else { return };
+    let runsc = Runtime::new(OciRuntime::Runsc, &env.state.join("runsc"));
+    let image = pull(&env, "probe");
+    let id = unique_id("gvisor");
+    let c = Container::start(
+        &spec(
+            &id,
+            &["/probe", "job"],
+            &[("CLOUD_RUN_TASK_INDEX", "4"), ("PROBE_SLEEP_MS", "10")],
+        ),
+        &env.store,
+        &image,
+        &runsc,
+        &env.state,
+    )
+    .unwrap();
+    let exit = c.wait(PATIENCE).expect("the job ends");
+    assert_eq!(exit.code, Some(0), "{exit:?}: {:?}", c.logs().entries());
+    assert!(c
+        .logs()
+        .entries()
+        .iter()
+        .any(|e| e.text == "CLOUD_RUN_TASK_INDEX=4"));
+    c.destroy();
+    assert!(!env.state.join(&id).exists());
+}
