@@ -38,7 +38,12 @@ fn env() -> Option<Env> {
 
 fn pull(env: &Env, name: &str) -> ImageRecord {
     let cat = testkit::catalogue().unwrap();
-    let source = ImageSource::parse(&format!("oci:{}", cat.image(name).path.display())).unwrap();
+    pull_source(env, &format!("oci:{}", cat.image(name).path.display()))
+}
+
+/// Pulls a local source (`oci:DIR[:TAG]`) into the test's store.
+fn pull_source(env: &Env, source: &str) -> ImageRecord {
+    let source = ImageSource::parse(source).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -66,14 +71,7 @@ fn lying_arm64_image(env: &Env) -> ImageRecord {
     let desc = layout.put_image(Flavor::Oci, &config, &[layer]).unwrap();
     layout.tag(&desc, "latest");
     layout.finish().unwrap();
-    let source = ImageSource::parse(&format!("oci:{}:latest", dir.display())).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(env.store.pull(&source, &RegistryOptions::default(), &Quiet))
-        .unwrap()
-        .record
+    pull_source(env, &format!("oci:{}:latest", dir.display()))
 }
 
 fn unique_id(prefix: &str) -> String {
