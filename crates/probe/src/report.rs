@@ -98,6 +98,25 @@ pub fn report() -> Value {
         "mounts": mounts(),
         "cgroup": cgroup(),
         "dmi_product_name": read_trimmed("/sys/class/dmi/id/product_name"),
+        "security": security(),
+    })
+}
+
+/// What `/proc/self/status` says of the process's privileges: no_new_privs, the seccomp
+/// mode (2 = filter) and the capability sets, as the kernel enforces them.
+fn security() -> Value {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')))
+            .map(|v| v.trim().to_string())
+    };
+    json!({
+        "no_new_privs": field("NoNewPrivs"),
+        "seccomp": field("Seccomp"),
+        "cap_eff": field("CapEff"),
+        "cap_bnd": field("CapBnd"),
     })
 }
 

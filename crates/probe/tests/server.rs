@@ -46,6 +46,17 @@ fn root_reports_the_sandbox() {
     assert_eq!(j["files"]["/dev/fd"]["type"], "symlink");
     assert_eq!(j["files"]["/dev/fd"]["link"], "/proc/self/fd");
     assert_eq!(j["pid"], probe.pid());
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let cap_eff = own
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap()
+        .trim();
+    assert_eq!(
+        j["security"]["cap_eff"], cap_eff,
+        "the probe reports the kernel's view"
+    );
+    assert!(j["security"]["seccomp"].is_string());
 }
 
 async fn h1(probe: &Probe) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {

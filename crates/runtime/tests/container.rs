@@ -124,6 +124,11 @@ fn assert_gone(env: &Env, id: &str) {
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// Docker's 14 default capabilities as the kernel prints the set: CHOWN, DAC_OVERRIDE,
+/// FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT,
+/// MKNOD, AUDIT_WRITE, SETFCAP.
+const DOCKER_CAP_MASK: &str = "00000000a80425fb";
+
 #[test]
 fn a_shell_container_runs_to_its_exit_code_with_ordered_logs() {
     let Some(env) = env() else { return };
@@ -389,6 +394,15 @@ fn the_probe_serves_from_its_own_network_namespace() {
     assert_eq!(report["cgroup"]["cpu_limit"], 0.5);
     let hosts = report["files"]["/etc/hosts"]["type"].clone();
     assert_eq!(hosts, "file");
+    // Docker's default capabilities only, no_new_privs, and cgroup files read-only.
+    assert_eq!(report["security"]["no_new_privs"], "1");
+    assert_eq!(report["security"]["cap_eff"], DOCKER_CAP_MASK);
+    assert_eq!(report["security"]["cap_bnd"], DOCKER_CAP_MASK);
+    let writable = report["cgroup"]["writable"].as_object().unwrap();
+    assert!(
+        !writable.is_empty() && writable.values().all(|w| w == false),
+        "{writable:?}"
+    );
     let root = report["mounts"]
         .as_array()
         .unwrap()
