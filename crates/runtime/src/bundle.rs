@@ -1,6 +1,7 @@
 //! The OCI bundle of one container: `config.json` generated with oci-spec from runc's
 //! defaults (the same as `runc spec`: namespaces, /proc, /dev, /sys, masked and read-only
-//! paths), tightened and filled in as Docker and Cloud Run do.
+//! paths), tightened and filled in as Docker and Cloud Run do: Docker's capabilities and
+//! seccomp profile, no_new_privs.
 
 use std::path::{Path, PathBuf};
 
@@ -145,6 +146,7 @@ pub fn runtime_spec(spec: &BundleSpec) -> Result<Spec, RuntimeError> {
     }
     linux.set_namespaces(Some(namespaces));
     linux.set_cgroups_path(Some(PathBuf::from(&spec.cgroups_path)));
+    linux.set_seccomp(Some(crate::seccomp::docker_default()));
     let quota = (spec.cpu_millis * CPU_PERIOD_US / 1000) as i64;
     linux.set_resources(Some(
         LinuxResourcesBuilder::default()

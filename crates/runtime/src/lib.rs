@@ -10,5 +10,6 @@ pub mod logs;
 pub mod net;
 pub mod process;
 pub mod runc;
+pub mod seccomp;
 
 pub use error::RuntimeError;

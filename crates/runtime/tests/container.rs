@@ -394,8 +394,12 @@ fn the_probe_serves_from_its_own_network_namespace() {
     assert_eq!(report["cgroup"]["cpu_limit"], 0.5);
     let hosts = report["files"]["/etc/hosts"]["type"].clone();
     assert_eq!(hosts, "file");
-    // Docker's default capabilities only, no_new_privs, and cgroup files read-only.
+    // Docker's default capabilities and seccomp profile, no_new_privs, cgroup files read-only.
     assert_eq!(report["security"]["no_new_privs"], "1");
+    assert_eq!(
+        report["security"]["seccomp"], "2",
+        "a seccomp filter is installed"
+    );
     assert_eq!(report["security"]["cap_eff"], DOCKER_CAP_MASK);
     assert_eq!(report["security"]["cap_bnd"], DOCKER_CAP_MASK);
     let writable = report["cgroup"]["writable"].as_object().unwrap();
