@@ -465,3 +465,80 @@ fn a_job_runs_under_runsc() {
     c.destroy();
     assert!(!env.state.join(&id).exists());
 }
+
+/// Fifty probe instances, each in its own network namespace, started and stopped at once:
+/// every one serves, every one stops, and nothing of any of them remains.
+#[test]
+fn fifty_concurrent_instances_leave_nothing_behind() {
+    let Some(env) = env() else { return };
+    let image = pull(&env, "probe");
+    let pid = std::process::id();
+    let config = runtime::net::NetworkConfig {
+        bridge: format!("hrf{:x}", pid % 0xfffff),
+        subnet: format!("10.253.{}.0/24", pid % 256),
+        state_dir: env.state.join("net"),
+    };
+    let network = runtime::net::Network::setup(config).unwrap();
+    let mut guard = NetGuard {
+        network: Some(network),
+        attachment: None,
+    };
+    let network = guard.network.as_ref().unwrap();
+    let ids: Vec<String> = (0..50)
+        .map(|_| unique_id("many").replace('-', ""))
+        .collect();
+    let results: Vec<Result<String, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let (env, image) = (&env, &image);
+                scope.spawn(move || -> Result<String, String> {
+                    let attachment = network.attach(id).map_err(|e| e.to_string())?;
+                    let mut s = spec(id, &["/probe"], &[("PORT", "8080")]);
+                    s.netns = Some(attachment.netns_path.clone());
+                    s.memory_bytes = 64 << 20;
+                    let outcome = (|| {
+                        let c = Container::start(&s, &env.store, image, &env.runtime, &env.state)
+                            .map_err(|e| e.to_string())?;
+                        let addr = std::net::SocketAddr::from((attachment.address, 8080));
+                        let served = testkit::http::wait_listening(addr, Duration::from_secs(120))
+                            && testkit::http::get(addr, "/headers", PATIENCE)
+                                .map(|r| r.status == 200)
+                                .unwrap_or(false);
+                        let exit = c.stop(Duration::from_secs(10)).map_err(|e| e.to_string())?;
+                        c.destroy();
+                        if !served {
+                            return Err(format!("{id} never served"));
+                        }
+                        if exit.code != Some(0) {
+                            return Err(format!("{id} ended with {exit:?}"));
+                        }
+                        Ok(id.clone())
+                    })();
+                    attachment.release(network).map_err(|e| e.to_string())?;
+                    outcome
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of 50 failed: {failures:?}",
+        failures.len()
+    );
+    for id in &ids {
+        assert_gone(&env, id);
+    }
+    drop(guard);
+    let netns = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let left = String::from_utf8_lossy(&netns.stdout);
+    assert!(
+        ids.iter().all(|id| !left.contains(id.as_str())),
+        "network namespaces remain: {left}"
+    );
+}
