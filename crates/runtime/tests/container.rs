@@ -479,7 +479,7 @@ fn fifty_concurrent_instances_leave_nothing_behind() {
         state_dir: env.state.join("net"),
     };
     let network = runtime::net::Network::setup(config).unwrap();
-    let mut guard = NetGuard {
+    let guard = NetGuard {
         network: Some(network),
         attachment: None,
     };
