@@ -1,0 +1,189 @@
+//! Instance start benchmark (the runtime issue): from the call that starts an instance of the
+//! cached probe image until its port accepts connections (the startup probe, polled every
+//! millisecond), over N starts, against bare `runc run` of an equivalent prepared bundle in
+//! the same run. Run as root: `scripts/bench-start.sh`.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use image::{ImageSource, Quiet, RegistryOptions, Store};
+use runtime::container::{become_subreaper, Container, ContainerSpec};
+use runtime::net::{Network, NetworkConfig};
+use runtime::runc::{OciRuntime, Runtime};
+
+fn wait_listening(addr: SocketAddr) -> Duration {
+    let start = Instant::now();
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(50)).is_ok() {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{addr} never listened"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn summary(name: &str, mut ms: Vec<f64>) {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "{name:<44} median {:7.1} ms  p95 {:7.1} ms  min {:7.1}  max {:7.1}  (n={})",
+        pick(0.5),
+        pick(0.95),
+        ms[0],
+        ms[ms.len() - 1],
+        ms.len()
+    );
+}
+
+fn main() {
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    become_subreaper().expect("subreaper");
+    let work = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&work.path().join("data")).expect("store");
+    let cat = testkit::catalogue().expect("test images");
+    let source = ImageSource::parse(&format!("oci:{}", cat.image("probe").path.display())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let image = rt
+        .block_on(store.pull(&source, &RegistryOptions::default(), &Quiet))
+        .expect("pull")
+        .record;
+    let network = Network::setup(NetworkConfig {
+        bridge: "hrbench0".into(),
+        subnet: "10.254.0.0/24".into(),
+        state_dir: work.path().join("net"),
+    })
+    .expect("network");
+    let runc = Runtime::new(OciRuntime::Runc, &work.path().join("runc"));
+    let state = work.path().join("instances");
+    std::fs::create_dir(&state).unwrap();
+
+    // homerun: overlay root over the cached layers, tmpfs upper, bundle, runc create+start,
+    // until the port answers. The network namespace is attached before the clock starts and
+    // measured on its own.
+    let (mut homerun, mut attach) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        let id = format!("bench{i}");
+        let t = Instant::now();
+        let a = network.attach(&id).expect("attach");
+        attach.push(t.elapsed().as_secs_f64() * 1000.0);
+        let spec = ContainerSpec {
+            id: id.clone(),
+            argv: vec!["/probe".into()],
+            env: vec![("PORT".into(), "8080".into())],
+            cwd: "/".into(),
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            hostname: id.clone(),
+            netns: Some(a.netns_path.clone()),
+            hosts: vec![],
+            memory_bytes: 512 << 20,
+            cpu_millis: 1000,
+            pids: 1024,
+        };
+        let t = Instant::now();
+        let c = Container::start(&spec, &store, &image, &runc, &state).expect("start");
+        wait_listening(SocketAddr::from((a.address, 8080)));
+        homerun.push(t.elapsed().as_secs_f64() * 1000.0);
+        c.stop(Duration::from_secs(10)).expect("stop");
+        c.destroy();
+        a.release(&network).expect("release");
+    }
+
+    // Baseline: bare `runc run --detach` of an equivalent prepared bundle (the probe layer
+    // unpacked once, the same config.json homerun writes), until the port answers.
+    let bundle = work.path().join("bundle");
+    let rootfs = bundle.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
+    std::fs::copy(
+        store
+            .layer_dir(&image.layers[0].digest)
+            .unwrap()
+            .join("probe"),
+        rootfs.join("probe"),
+    )
+    .unwrap();
+    let root = work.path().join("bare");
+    let mut bare = Vec::new();
+    for i in 0..runs {
+        let id = format!("bare{i}");
+        let a = network.attach(&id).expect("attach");
+        write_bare_config(&bundle, &a.netns_path, &id);
+        let t = Instant::now();
+        let status = Command::new("runc")
+            .arg("--root")
+            .arg(&root)
+            .args(["run", "--detach", "--bundle"])
+            .arg(&bundle)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("runc run");
+        assert!(status.success(), "runc run failed");
+        wait_listening(SocketAddr::from((a.address, 8080)));
+        bare.push(t.elapsed().as_secs_f64() * 1000.0);
+        let _ = Command::new("runc")
+            .arg("--root")
+            .arg(&root)
+            .args(["delete", "--force", &id])
+            .status();
+        a.release(&network).expect("release");
+    }
+    network.teardown().expect("teardown");
+    // The baseline's parent cgroups, now empty.
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(hierarchy.path().join("homerun-bench"));
+    }
+
+    summary("network namespace attach (not in the others)", attach);
+    summary("homerun instance start until listening", homerun);
+    summary("baseline: bare runc run until listening", bare);
+}
+
+/// The same `config.json` homerun writes (seccomp, capabilities, limits, namespaces), over
+/// a prepared read-only rootfs instead of the overlay: the equivalent bundle.
+fn write_bare_config(bundle: &Path, netns: &Path, id: &str) {
+    let etc = bundle.join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    for (name, text) in [
+        ("hosts", "127.0.0.1\tlocalhost\n"),
+        ("hostname", "bare\n"),
+        ("resolv.conf", ""),
+    ] {
+        std::fs::write(etc.join(name), text).unwrap();
+    }
+    let spec = runtime::bundle::BundleSpec {
+        rootfs: bundle.join("rootfs"),
+        argv: vec!["/probe".into()],
+        env: vec![("PORT".into(), "8080".into())],
+        cwd: "/".into(),
+        uid: 0,
+        gid: 0,
+        additional_gids: vec![],
+        hostname: "bare".into(),
+        netns: Some(netns.to_path_buf()),
+        memory_bytes: 512 << 20,
+        cpu_millis: 1000,
+        pids: 1024,
+        etc_dir: etc,
+        cgroups_path: format!("/homerun-bench/{id}"),
+    };
+    runtime::bundle::write_bundle(bundle, &spec).expect("bundle");
+}
