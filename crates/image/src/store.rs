@@ -190,14 +190,7 @@ impl Store {
     }
 
     pub fn layer_info(&self, digest: &str) -> Result<Option<LayerRecord>, ImageError> {
-        let path = self.layer_meta(digest)?;
-        match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| ImageError::Invalid(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).context(|| format!("reading {}", path.display())),
-        }
+        read_json(&self.layer_meta(digest)?)
     }
 
     /// Records what a layer is; written only after its directory is in place, so metadata
@@ -257,14 +250,7 @@ impl Store {
     }
 
     pub fn get(&self, reference: &str) -> Result<Option<ImageRecord>, ImageError> {
-        let path = self.record_path(reference);
-        match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| ImageError::Invalid(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).context(|| format!("reading {}", path.display())),
-        }
+        read_json(&self.record_path(reference))
     }
 
     /// Every image record, sorted by reference.
@@ -273,11 +259,8 @@ impl Store {
         let mut records = Vec::new();
         for path in dir_entries(&dir)? {
             if path.extension().is_some_and(|e| e == "json") {
-                let bytes = fs::read(&path).context(|| format!("reading {}", path.display()))?;
-                records.push(
-                    serde_json::from_slice::<ImageRecord>(&bytes)
-                        .map_err(|e| ImageError::Invalid(format!("{}: {e}", path.display())))?,
-                );
+                // A record that vanished since the listing (removed meanwhile) is skipped.
+                records.extend(read_json::<ImageRecord>(&path)?);
             }
         }
         records.sort_by(|a, b| a.reference.cmp(&b.reference));
@@ -418,6 +401,17 @@ impl Store {
                 }
             }
         }
+    }
+}
+
+/// A JSON document from `path`, or None when there is no such file.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, ImageError> {
+    match fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| ImageError::Invalid(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).context(|| format!("reading {}", path.display())),
     }
 }
 
