@@ -3,9 +3,11 @@
 //! log capture exist; bundles, the runc driver and instance lifecycle come next.
 
 pub mod bundle;
+pub mod cgroup;
 pub mod container;
 pub mod entrypoint;
 mod error;
+pub mod health;
 pub mod logs;
 pub mod net;
 pub mod process;

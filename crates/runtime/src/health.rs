@@ -1,0 +1,1 @@
+//! Startup and liveness probes (TCP, HTTP, gRPC health checking): being written.
