@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use image::{ImageSource, Quiet, RegistryOptions, Store};
-use runtime::container::{become_subreaper, Container, ContainerSpec};
+use runtime::container::{
+    become_subreaper, Container, ContainerSpec, Ids, Limits, ProcessSpec, User,
+};
 use runtime::net::{Network, NetworkConfig};
 use runtime::runc::{OciRuntime, Runtime};
 
@@ -79,18 +81,24 @@ fn main() {
         attach.push(t.elapsed().as_secs_f64() * 1000.0);
         let spec = ContainerSpec {
             id: id.clone(),
-            argv: vec!["/probe".into()],
-            env: vec![("PORT".into(), "8080".into())],
-            cwd: "/".into(),
-            uid: 0,
-            gid: 0,
-            additional_gids: vec![],
+            name: "main".into(),
+            process: ProcessSpec {
+                argv: vec!["/probe".into()],
+                env: vec![("PORT".into(), "8080".into())],
+                cwd: "/".into(),
+                user: User::Ids(Ids::default()),
+            },
+            limits: Limits {
+                memory_bytes: 512 << 20,
+                cpu_millis: 1000,
+                pids: 1024,
+            },
             hostname: id.clone(),
             netns: Some(a.netns_path.clone()),
+            share_ipc_uts_with: None,
             hosts: vec![],
-            memory_bytes: 512 << 20,
-            cpu_millis: 1000,
-            pids: 1024,
+            volumes: vec![],
+            dmi_product_name: None,
         };
         let t = Instant::now();
         let c = Container::start(&spec, &store, &image, &runc, &state).expect("start");
@@ -171,17 +179,23 @@ fn write_bare_config(bundle: &Path, netns: &Path, id: &str) {
     }
     let spec = runtime::bundle::BundleSpec {
         rootfs: bundle.join("rootfs"),
-        argv: vec!["/probe".into()],
-        env: vec![("PORT".into(), "8080".into())],
-        cwd: "/".into(),
-        uid: 0,
-        gid: 0,
-        additional_gids: vec![],
+        process: ProcessSpec {
+            argv: vec!["/probe".into()],
+            env: vec![("PORT".into(), "8080".into())],
+            cwd: "/".into(),
+            user: User::Ids(Ids::default()),
+        },
+        ids: Ids::default(),
+        limits: Limits {
+            memory_bytes: 512 << 20,
+            cpu_millis: 1000,
+            pids: 1024,
+        },
         hostname: "bare".into(),
         netns: Some(netns.to_path_buf()),
-        memory_bytes: 512 << 20,
-        cpu_millis: 1000,
-        pids: 1024,
+        share_ipc_uts_with: None,
+        volumes: vec![],
+        dmi_dir: None,
         etc_dir: etc,
         cgroups_path: format!("/homerun-bench/{id}"),
     };

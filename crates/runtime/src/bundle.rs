@@ -11,6 +11,7 @@ use oci_spec::runtime::{
     MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 
+use crate::container::{Ids, Limits, ProcessSpec, VolumeMount};
 use crate::error::RuntimeError;
 
 /// CFS period: quota = vCPUs x period.
@@ -20,19 +21,18 @@ pub const CPU_PERIOD_US: u64 = 100_000;
 #[derive(Clone, Debug)]
 pub struct BundleSpec {
     pub rootfs: PathBuf,
-    pub argv: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub cwd: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub additional_gids: Vec<u32>,
+    /// argv, env and cwd; the user is `ids`, already resolved.
+    pub process: ProcessSpec,
+    pub ids: Ids,
+    pub limits: Limits,
     pub hostname: String,
     /// A network namespace to join (`/var/run/netns/NAME`); None makes a fresh empty one.
     pub netns: Option<PathBuf>,
-    pub memory_bytes: i64,
-    /// CPU limit in thousandths of a vCPU (1000 = one vCPU).
-    pub cpu_millis: u64,
-    pub pids: i64,
+    /// Join this host pid's IPC and UTS namespaces instead of making new ones.
+    pub share_ipc_uts_with: Option<i32>,
+    pub volumes: Vec<VolumeMount>,
+    /// A directory holding `dmi/id/product_name`, laid over the container's `/sys/class`.
+    pub dmi_dir: Option<PathBuf>,
     /// `hosts`, `resolv.conf` and `hostname` files bind-mounted into `/etc`.
     pub etc_dir: PathBuf,
     /// Where runc puts the container's cgroup (relative to each hierarchy's root).
@@ -71,21 +71,22 @@ pub fn runtime_spec(spec: &BundleSpec) -> Result<Spec, RuntimeError> {
         .build()
         .map_err(invalid)?;
     let user = UserBuilder::default()
-        .uid(spec.uid)
-        .gid(spec.gid)
-        .additional_gids(spec.additional_gids.clone())
+        .uid(spec.ids.uid)
+        .gid(spec.ids.gid)
+        .additional_gids(spec.ids.additional_gids.clone())
         .build()
         .map_err(invalid)?;
     let process = ProcessBuilder::default()
         .terminal(false)
-        .args(spec.argv.clone())
+        .args(spec.process.argv.clone())
         .env(
-            spec.env
+            spec.process
+                .env
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>(),
         )
-        .cwd(spec.cwd.clone())
+        .cwd(spec.process.cwd.clone())
         .user(user)
         .capabilities(capabilities)
         .no_new_privileges(true)
@@ -120,6 +121,43 @@ pub fn runtime_spec(spec: &BundleSpec) -> Result<Spec, RuntimeError> {
                 .map_err(invalid)?,
         );
     }
+    for volume in &spec.volumes {
+        let mut options = vec!["rbind".to_string(), "nosuid".into(), "nodev".into()];
+        if volume.read_only {
+            options.push("ro".into());
+        }
+        mounts.push(
+            MountBuilder::default()
+                .destination(PathBuf::from(&volume.destination))
+                .typ("bind")
+                .source(volume.source.clone())
+                .options(options)
+                .build()
+                .map_err(invalid)?,
+        );
+    }
+    if let Some(dmi) = &spec.dmi_dir {
+        // There is no /sys/class/dmi on this kind of host and sysfs takes no new files, so a
+        // read-only overlay puts homerun's `dmi/id/product_name` beside the classes of the
+        // container's own sysfs (mounted at ROOTFS/sys just before: runc mounts in order,
+        // before pivot_root, so the lower directory is the container's sysfs, not the host's).
+        mounts.push(
+            MountBuilder::default()
+                .destination(PathBuf::from("/sys/class"))
+                .typ("overlay")
+                .source(PathBuf::from("overlay"))
+                .options(vec![
+                    "ro".to_string(),
+                    format!(
+                        "lowerdir={}:{}",
+                        dmi.display(),
+                        spec.rootfs.join("sys/class").display()
+                    ),
+                ])
+                .build()
+                .map_err(invalid)?,
+        );
+    }
     out.set_mounts(Some(mounts));
 
     let linux = out
@@ -133,6 +171,21 @@ pub fn runtime_spec(spec: &BundleSpec) -> Result<Spec, RuntimeError> {
         network = network.path(path.clone());
     }
     namespaces.push(network.build().map_err(invalid)?);
+    if let Some(pid) = spec.share_ipc_uts_with {
+        for (typ, name) in [
+            (LinuxNamespaceType::Ipc, "ipc"),
+            (LinuxNamespaceType::Uts, "uts"),
+        ] {
+            namespaces.retain(|ns| ns.typ() != typ);
+            namespaces.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(typ)
+                    .path(PathBuf::from(format!("/proc/{pid}/ns/{name}")))
+                    .build()
+                    .map_err(invalid)?,
+            );
+        }
+    }
     if !namespaces
         .iter()
         .any(|ns| ns.typ() == LinuxNamespaceType::Cgroup)
@@ -147,14 +200,14 @@ pub fn runtime_spec(spec: &BundleSpec) -> Result<Spec, RuntimeError> {
     linux.set_namespaces(Some(namespaces));
     linux.set_cgroups_path(Some(PathBuf::from(&spec.cgroups_path)));
     linux.set_seccomp(Some(crate::seccomp::docker_default()));
-    let quota = (spec.cpu_millis * CPU_PERIOD_US / 1000) as i64;
+    let quota = (spec.limits.cpu_millis * CPU_PERIOD_US / 1000) as i64;
     linux.set_resources(Some(
         LinuxResourcesBuilder::default()
             .memory(
                 LinuxMemoryBuilder::default()
-                    .limit(spec.memory_bytes)
+                    .limit(spec.limits.memory_bytes)
                     // Same as the limit: no swap beyond memory, as Cloud Run.
-                    .swap(spec.memory_bytes)
+                    .swap(spec.limits.memory_bytes)
                     .build()
                     .map_err(invalid)?,
             )
@@ -167,7 +220,7 @@ pub fn runtime_spec(spec: &BundleSpec) -> Result<Spec, RuntimeError> {
             )
             .pids(
                 LinuxPidsBuilder::default()
-                    .limit(spec.pids)
+                    .limit(spec.limits.pids)
                     .build()
                     .map_err(invalid)?,
             )
@@ -193,17 +246,27 @@ mod tests {
     fn sample() -> BundleSpec {
         BundleSpec {
             rootfs: "/r".into(),
-            argv: vec!["/probe".into()],
-            env: vec![("PORT".into(), "8080".into())],
-            cwd: "/".into(),
-            uid: 65532,
-            gid: 65532,
-            additional_gids: vec![],
+            process: ProcessSpec {
+                argv: vec!["/probe".into()],
+                env: vec![("PORT".into(), "8080".into())],
+                cwd: "/".into(),
+                user: crate::container::User::Image("ignored".into()),
+            },
+            ids: Ids {
+                uid: 65532,
+                gid: 65532,
+                additional_gids: vec![],
+            },
+            limits: Limits {
+                memory_bytes: 512 << 20,
+                cpu_millis: 500,
+                pids: 1024,
+            },
             hostname: "h".into(),
             netns: Some("/var/run/netns/hr-x".into()),
-            memory_bytes: 512 << 20,
-            cpu_millis: 500,
-            pids: 1024,
+            share_ipc_uts_with: None,
+            volumes: vec![],
+            dmi_dir: None,
             etc_dir: "/state/etc".into(),
             cgroups_path: "/homerun/x".into(),
         }
@@ -237,5 +300,45 @@ mod tests {
             .unwrap()
             .iter()
             .any(|p| p == "/proc/kcore"));
+    }
+
+    #[test]
+    fn sidecars_join_ipc_and_uts_and_volumes_and_dmi_are_mounted() {
+        let mut spec = sample();
+        spec.share_ipc_uts_with = Some(4242);
+        spec.volumes = vec![VolumeMount {
+            source: "/state/vol/cache".into(),
+            destination: "/cache".into(),
+            read_only: true,
+        }];
+        spec.dmi_dir = Some("/state/dmi".into());
+        let v = serde_json::to_value(runtime_spec(&spec).unwrap()).unwrap();
+        let ns = v["linux"]["namespaces"].as_array().unwrap();
+        for kind in ["ipc", "uts"] {
+            let found: Vec<_> = ns.iter().filter(|n| n["type"] == kind).collect();
+            assert_eq!(found.len(), 1, "{kind}");
+            assert_eq!(found[0]["path"], format!("/proc/4242/ns/{kind}"));
+        }
+        let mounts = v["mounts"].as_array().unwrap();
+        let cache = mounts.iter().find(|m| m["destination"] == "/cache").unwrap();
+        assert_eq!(cache["source"], "/state/vol/cache");
+        assert!(cache["options"].as_array().unwrap().iter().any(|o| o == "ro"));
+        let dmi = mounts
+            .iter()
+            .find(|m| m["destination"] == "/sys/class")
+            .unwrap();
+        assert_eq!(dmi["type"], "overlay");
+        assert!(dmi["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "lowerdir=/state/dmi:/r/sys/class"));
+        // The overlay comes after the sysfs it builds on.
+        let sys = mounts.iter().position(|m| m["destination"] == "/sys").unwrap();
+        let class = mounts
+            .iter()
+            .position(|m| m["destination"] == "/sys/class")
+            .unwrap();
+        assert!(sys < class);
     }
 }

@@ -20,24 +20,69 @@ use crate::runc::Runtime;
 /// Bytes of log kept per container.
 const LOG_BYTES: usize = 1 << 20;
 
+/// The container's process: argv, environment, working directory and user.
+#[derive(Clone, Debug)]
+pub struct ProcessSpec {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: String,
+    pub user: User,
+}
+
+/// Who the process runs as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum User {
+    /// Numeric ids, used as given.
+    Ids(Ids),
+    /// A Docker `USER` value (`name`, `uid:gid`, ...), resolved in the image's own
+    /// `/etc/passwd` and `/etc/group` once its root is mounted.
+    Image(String),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}
+
+/// cgroup limits of one container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: i64,
+    /// Thousandths of a vCPU (1000 = one vCPU).
+    pub cpu_millis: u64,
+    pub pids: i64,
+}
+
+/// A host directory (an instance's in-memory volume) bind-mounted into the container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub source: PathBuf,
+    pub destination: String,
+    pub read_only: bool,
+}
+
 /// What a container needs besides its image.
 #[derive(Clone, Debug)]
 pub struct ContainerSpec {
     /// Short, unique, `[a-z0-9-]`: names the runc container, the state directory, the cgroup.
     pub id: String,
-    pub argv: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub cwd: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub additional_gids: Vec<u32>,
+    /// The container's name within its instance, as its log entries carry it.
+    pub name: String,
+    pub process: ProcessSpec,
+    pub limits: Limits,
     pub hostname: String,
     pub netns: Option<PathBuf>,
+    /// Join the IPC and UTS namespaces of this host pid (the instance's first container),
+    /// as the containers of a pod do.
+    pub share_ipc_uts_with: Option<i32>,
     /// Extra `/etc/hosts` lines (address, names), e.g. the metadata server.
     pub hosts: Vec<(String, Vec<String>)>,
-    pub memory_bytes: i64,
-    pub cpu_millis: u64,
-    pub pids: i64,
+    pub volumes: Vec<VolumeMount>,
+    /// What `/sys/class/dmi/id/product_name` reads (Cloud Run's second generation says
+    /// `Google Compute Engine`); None leaves `/sys/class` as the kernel shows it.
+    pub dmi_product_name: Option<String>,
 }
 
 /// How a container ended.
@@ -122,6 +167,104 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// Paths no volume may cover: the kernel's filesystems (Cloud Run refuses `/dev`, `/proc`,
+/// `/sys` and everything under them) and the files the platform itself provides.
+const PROTECTED: [&str; 3] = ["/dev", "/proc", "/sys"];
+const PLATFORM_FILES: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
+
+/// A volume's mount path: absolute, normalised, and not over a protected path.
+pub fn validate_mount_path(path: &str) -> Result<(), RuntimeError> {
+    let refuse = |why: &str| {
+        Err(RuntimeError::Invalid(format!(
+            "volume mount path {path:?} {why}"
+        )))
+    };
+    if !path.starts_with('/') {
+        return refuse("is not absolute");
+    }
+    if path
+        .split('/')
+        .skip(1)
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return refuse("is not a normalised path (no empty, `.` or `..` parts, no trailing /)");
+    }
+    if path.len() > 4096 || path.contains('\0') || path.contains(',') || path.contains(':') {
+        return refuse("is too long or holds NUL, `,` or `:`");
+    }
+    for p in PROTECTED {
+        if path == p || path.starts_with(&format!("{p}/")) {
+            return refuse(&format!("is {p} or under it, which Cloud Run does not allow"));
+        }
+    }
+    if path == "/" {
+        return refuse("would cover the whole root filesystem");
+    }
+    if PLATFORM_FILES.contains(&path) || path == "/etc" {
+        return refuse("would cover a file the platform provides (/etc/hosts, /etc/hostname, /etc/resolv.conf)");
+    }
+    Ok(())
+}
+
+/// The host's CPUs and memory, which no container's limits may exceed.
+fn host_capacity() -> (u64, i64) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    // SAFETY: sysconf with constant names has no memory effects.
+    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    (cpus * 1000, pages.max(0) as i64 * page.max(0) as i64)
+}
+
+/// Refuses a spec that cannot run, before anything is created.
+fn validate(spec: &ContainerSpec) -> Result<(), RuntimeError> {
+    let invalid = |m: String| Err(RuntimeError::Invalid(m));
+    if !valid_id(&spec.id) {
+        return invalid(format!("container id {:?} must be 1-48 of [a-z0-9-]", spec.id));
+    }
+    let limits = &spec.limits;
+    let (host_cpu_millis, host_memory) = host_capacity();
+    if limits.memory_bytes < (6 << 20) {
+        return invalid(format!(
+            "memory limit {} bytes is below the 6 MiB minimum",
+            limits.memory_bytes
+        ));
+    }
+    if limits.memory_bytes > host_memory {
+        return invalid(format!(
+            "memory limit {} MiB is more than this machine has ({} MiB)",
+            limits.memory_bytes >> 20,
+            host_memory >> 20
+        ));
+    }
+    if limits.cpu_millis < 10 {
+        return invalid(format!(
+            "CPU limit {} mCPU is below the 10 mCPU minimum",
+            limits.cpu_millis
+        ));
+    }
+    if limits.cpu_millis > host_cpu_millis {
+        return invalid(format!(
+            "CPU limit {} vCPU is more than this machine's {} CPUs",
+            limits.cpu_millis as f64 / 1000.0,
+            host_cpu_millis / 1000
+        ));
+    }
+    if limits.pids < 1 {
+        return invalid(format!("PIDs limit {} must be at least 1", limits.pids));
+    }
+    if spec.process.argv.is_empty() {
+        return invalid("the container has no command to run".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for v in &spec.volumes {
+        validate_mount_path(&v.destination)?;
+        if !seen.insert(v.destination.as_str()) {
+            return invalid(format!("two volumes are mounted at {}", v.destination));
+        }
+    }
+    Ok(())
+}
+
 impl Container {
     /// Creates and starts the container. On failure everything done so far is undone.
     pub fn start(
@@ -131,18 +274,7 @@ impl Container {
         runtime: &Runtime,
         state_dir: &Path,
     ) -> Result<Self, RuntimeError> {
-        if !valid_id(&spec.id) {
-            return Err(RuntimeError::Invalid(format!(
-                "container id {:?} must be 1-48 of [a-z0-9-]",
-                spec.id
-            )));
-        }
-        if spec.memory_bytes < (6 << 20) {
-            return Err(RuntimeError::Invalid(format!(
-                "memory limit {} bytes is below the 6 MiB minimum",
-                spec.memory_bytes
-            )));
-        }
+        validate(spec)?;
         let dir = state_dir.join(&spec.id);
         std::fs::create_dir(&dir).context(|| format!("creating {}", dir.display()))?;
         let mut container = Self {
@@ -179,7 +311,7 @@ impl Container {
         // memory cgroup, so writing files uses instance memory (the contract).
         let rw = self.dir.join("rw");
         std::fs::create_dir(&rw).context(|| format!("creating {}", rw.display()))?;
-        mount_tmpfs(&rw, spec.memory_bytes)?;
+        mount_tmpfs(&rw, spec.limits.memory_bytes)?;
         self.rw_mounted = true;
         let (upper, work, root) = (rw.join("upper"), rw.join("work"), self.dir.join("rootfs"));
         for d in [&upper, &work, &root] {
@@ -197,7 +329,20 @@ impl Container {
             &root,
         )?);
         // A missing or foreign executable gets a clear error here, not one from inside runc.
-        crate::entrypoint::check_executable(&root, &spec.argv, &spec.env, &spec.cwd)?;
+        let process = &spec.process;
+        crate::entrypoint::check_executable(&root, &process.argv, &process.env, &process.cwd)?;
+        let ids = match &process.user {
+            User::Ids(ids) => ids.clone(),
+            User::Image(user) => {
+                let (uid, gid, additional_gids) = crate::process::resolve_user(user, &root)
+                    .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+                Ids {
+                    uid,
+                    gid,
+                    additional_gids,
+                }
+            }
+        };
 
         let etc = self.dir.join("etc");
         std::fs::create_dir(&etc).context(|| format!("creating {}", etc.display()))?;
@@ -211,22 +356,30 @@ impl Container {
             .context(|| "writing hostname".into())?;
         let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
         std::fs::write(etc.join("resolv.conf"), resolv).context(|| "writing resolv.conf".into())?;
+        let dmi_dir = match &spec.dmi_product_name {
+            Some(name) => {
+                let dir = self.dir.join("dmi");
+                let id = dir.join("dmi/id");
+                std::fs::create_dir_all(&id).context(|| format!("creating {}", id.display()))?;
+                std::fs::write(id.join("product_name"), format!("{name}\n"))
+                    .context(|| "writing product_name".into())?;
+                Some(dir)
+            }
+            None => None,
+        };
 
         write_bundle(
             &self.dir,
             &BundleSpec {
                 rootfs: root,
-                argv: spec.argv.clone(),
-                env: spec.env.clone(),
-                cwd: spec.cwd.clone(),
-                uid: spec.uid,
-                gid: spec.gid,
-                additional_gids: spec.additional_gids.clone(),
+                process: process.clone(),
+                ids,
+                limits: spec.limits,
                 hostname: spec.hostname.clone(),
                 netns: spec.netns.clone(),
-                memory_bytes: spec.memory_bytes,
-                cpu_millis: spec.cpu_millis,
-                pids: spec.pids,
+                share_ipc_uts_with: spec.share_ipc_uts_with,
+                volumes: spec.volumes.clone(),
+                dmi_dir,
                 etc_dir: etc,
                 cgroups_path: self.cgroups_path.clone(),
             },
@@ -234,7 +387,7 @@ impl Container {
 
         let (out_r, out_w) = std::io::pipe().context(|| "creating a stdout pipe".into())?;
         let (err_r, err_w) = std::io::pipe().context(|| "creating a stderr pipe".into())?;
-        let created = self.runtime.create(
+        let started = self.runtime.run_detached(
             &self.id,
             &self.dir,
             Stdio::from(out_w),
@@ -244,19 +397,20 @@ impl Container {
         self.log_threads.push(capture(
             out_r,
             self.logs.clone(),
-            "main".into(),
+            spec.name.clone(),
             Stream::Stdout,
         ));
         self.log_threads.push(capture(
             err_r,
             self.logs.clone(),
-            "main".into(),
+            spec.name.clone(),
             Stream::Stderr,
         ));
-        self.pid = created?;
+        // runc may have created the container before failing: `delete --force` cleans up.
         self.created = true;
+        self.pid = started?;
         self.watch_exit();
-        self.runtime.start(&self.id)
+        Ok(())
     }
 
     /// A thread waits for the init process (ours as subreaper) and records how it ended,

@@ -64,11 +64,37 @@ impl Runtime {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// `create`: the container's init is set up and waits for `start`. Its stdout and stderr
-    /// are the given pipes; runc's own messages go to `log` (JSON lines). Returns the init's
-    /// host pid.
+    /// `run --detach`: creates and starts the container in one invocation (one exec of the
+    /// runtime fewer than `create` + `start`). Its stdout and stderr are the given pipes;
+    /// runc's own messages go to `log` (JSON lines). Returns the init's host pid.
+    pub fn run_detached(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdout: Stdio,
+        stderr: Stdio,
+        log: &Path,
+    ) -> Result<i32, RuntimeError> {
+        self.launch("run", &["--detach"], id, bundle, stdout, stderr, log)
+    }
+
+    /// `create`: the container's init is set up and waits for `start`. Returns its host pid.
     pub fn create(
         &self,
+        id: &str,
+        bundle: &Path,
+        stdout: Stdio,
+        stderr: Stdio,
+        log: &Path,
+    ) -> Result<i32, RuntimeError> {
+        self.launch("create", &[], id, bundle, stdout, stderr, log)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &self,
+        verb: &str,
+        flags: &[&str],
         id: &str,
         bundle: &Path,
         stdout: Stdio,
@@ -82,7 +108,9 @@ impl Runtime {
             .arg(log)
             .arg("--log-format")
             .arg("json")
-            .args(["create", "--bundle"])
+            .arg(verb)
+            .args(flags)
+            .arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
             .arg(&pid_file)
@@ -91,10 +119,10 @@ impl Runtime {
             .stdout(stdout)
             .stderr(stderr)
             .status()
-            .context(|| format!("running {} create {id}", self.kind.binary()))?;
+            .context(|| format!("running {} {verb} {id}", self.kind.binary()))?;
         if !status.success() {
             return Err(RuntimeError::Command {
-                command: format!("{} create {id}", self.kind.binary()),
+                command: format!("{} {verb} {id}", self.kind.binary()),
                 status: status.to_string(),
                 stderr: last_error(log),
             });

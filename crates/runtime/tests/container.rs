@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use image::{ImageRecord, ImageSource, Quiet, RegistryOptions, Store};
-use runtime::container::{become_subreaper, Container, ContainerSpec};
+use runtime::container::{
+    become_subreaper, Container, ContainerSpec, Ids, Limits, ProcessSpec, User,
+};
 use runtime::logs::Stream;
 use runtime::runc::{OciRuntime, Runtime};
 
@@ -86,21 +88,27 @@ fn unique_id(prefix: &str) -> String {
 fn spec(id: &str, argv: &[&str], env: &[(&str, &str)]) -> ContainerSpec {
     ContainerSpec {
         id: id.into(),
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        cwd: "/".into(),
-        uid: 0,
-        gid: 0,
-        additional_gids: vec![],
+        name: "main".into(),
+        process: ProcessSpec {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            cwd: "/".into(),
+            user: User::Ids(Ids::default()),
+        },
+        limits: Limits {
+            memory_bytes: 128 << 20,
+            cpu_millis: 1000,
+            pids: 256,
+        },
         hostname: id.into(),
         netns: None,
+        share_ipc_uts_with: None,
         hosts: vec![],
-        memory_bytes: 128 << 20,
-        cpu_millis: 1000,
-        pids: 256,
+        volumes: vec![],
+        dmi_product_name: None,
     }
 }
 
@@ -267,7 +275,7 @@ fn allocating_past_the_memory_limit_is_an_oom_kill() {
         &["/probe", "job"],
         &[("PROBE_ALLOC_MIB", "256"), ("PROBE_SLEEP_MS", "60000")],
     );
-    s.memory_bytes = 64 << 20;
+    s.limits.memory_bytes = 64 << 20;
     let c = Container::start(&s, &env.store, &image, &env.runtime, &env.state).unwrap();
     let exit = c.wait(PATIENCE).expect("the OOM killer ends it");
     assert_eq!(exit.signal, Some(libc::SIGKILL), "{exit:?}");
@@ -311,7 +319,7 @@ fn bad_requests_are_refused_and_leave_nothing() {
     assert_gone(&env, &id);
 
     let mut s = spec(&unique_id("tiny"), &["/bin/true"], &[]);
-    s.memory_bytes = 1 << 20;
+    s.limits.memory_bytes = 1 << 20;
     assert!(Container::start(&s, &env.store, &image, &env.runtime, &env.state).is_err());
     assert!(Container::start(
         &spec("Bad/Id", &["/bin/true"], &[]),
@@ -371,7 +379,7 @@ fn the_probe_serves_from_its_own_network_namespace() {
         gateway.to_string(),
         vec!["metadata.google.internal".into(), "metadata".into()],
     )];
-    s.cpu_millis = 500;
+    s.limits.cpu_millis = 500;
     net.attachment = Some(attachment);
 
     let c = Container::start(&s, &env.store, &image, &env.runtime, &env.state).unwrap();
@@ -496,7 +504,7 @@ fn fifty_concurrent_instances_leave_nothing_behind() {
                     let attachment = network.attach(id).map_err(|e| e.to_string())?;
                     let mut s = spec(id, &["/probe"], &[("PORT", "8080")]);
                     s.netns = Some(attachment.netns_path.clone());
-                    s.memory_bytes = 64 << 20;
+                    s.limits.memory_bytes = 64 << 20;
                     let outcome = (|| {
                         let c = Container::start(&s, &env.store, image, &env.runtime, &env.state)
                             .map_err(|e| e.to_string())?;
