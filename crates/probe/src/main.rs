@@ -21,6 +21,7 @@ macro_rules! say_err {
     }};
 }
 
+mod health;
 mod hosts;
 mod job;
 mod metadata;

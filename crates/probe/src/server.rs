@@ -11,13 +11,13 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, post};
 use axum::{Json, Router};
 use futures_util::stream;
 use http_body_util::BodyExt;
 use serde_json::json;
 
-use crate::{metadata, report, signals};
+use crate::{health, metadata, report, signals};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -53,6 +53,7 @@ pub async fn run() -> ExitCode {
         }
     };
     say!("probe: listening on 0.0.0.0:{port}");
+    health::schedule_from_env();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router()).await {
             say_err!("probe: server failed: {e}");
@@ -85,6 +86,10 @@ pub fn router() -> Router {
         .route("/log", any(log))
         .route("/ws", any(ws))
         .route("/metadata", any(metadata_proxy))
+        .route("/healthz", any(health::healthz))
+        .route("/healthz/fail", any(health::fail))
+        .route("/healthz/recover", any(health::recover))
+        .route("/grpc.health.v1.Health/Check", post(health::grpc_check))
 }
 
 /// A malformed request, answered 400 with a message naming the problem.
