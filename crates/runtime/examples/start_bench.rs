@@ -6,12 +6,13 @@
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use image::{ImageSource, Quiet, RegistryOptions, Store};
-use runtime::container::{
-    become_subreaper, Container, ContainerSpec, Ids, Limits, ProcessSpec, User,
-};
+use runtime::cgroup::Layout;
+use runtime::container::{become_subreaper, Ids, Limits, ProcessSpec, User};
+use runtime::instance::{ContainerDef, Instance, InstanceSpec, Node};
 use runtime::net::{Network, NetworkConfig};
 use runtime::runc::{OciRuntime, Runtime};
 
@@ -27,6 +28,16 @@ fn wait_listening(addr: SocketAddr) -> Duration {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// This process's resident set, KiB.
+fn rss_kib() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
 }
 
 fn summary(name: &str, mut ms: Vec<f64>) {
@@ -52,7 +63,8 @@ fn main() {
     let store = Store::open(&work.path().join("data")).expect("store");
     let cat = testkit::catalogue().expect("test images");
     let source = ImageSource::parse(&format!("oci:{}", cat.image("probe").path.display())).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
@@ -66,47 +78,90 @@ fn main() {
         state_dir: work.path().join("net"),
     })
     .expect("network");
-    let runc = Runtime::new(OciRuntime::Runc, &work.path().join("runc"));
-    let state = work.path().join("instances");
-    std::fs::create_dir(&state).unwrap();
-
-    // homerun: overlay root over the cached layers, tmpfs upper, bundle, runc create+start,
-    // until the port answers. The network namespace is attached before the clock starts and
-    // measured on its own.
-    let (mut homerun, mut attach) = (Vec::new(), Vec::new());
-    for i in 0..runs {
-        let id = format!("bench{i}");
-        let t = Instant::now();
-        let a = network.attach(&id).expect("attach");
-        attach.push(t.elapsed().as_secs_f64() * 1000.0);
-        let spec = ContainerSpec {
-            id: id.clone(),
-            name: "main".into(),
-            process: ProcessSpec {
-                argv: vec!["/probe".into()],
-                env: vec![("PORT".into(), "8080".into())],
-                cwd: "/".into(),
-                user: User::Ids(Ids::default()),
-            },
+    let network = Arc::new(network);
+    let node = |kind: OciRuntime, dir: &str| {
+        let state_dir = work.path().join(dir);
+        std::fs::create_dir_all(&state_dir).unwrap();
+        Node {
+            store: store.clone(),
+            runtime: Runtime::new(kind, &work.path().join(format!("{dir}-root"))),
+            network: network.clone(),
+            state_dir,
+            cgroups: Arc::new(Layout::detect().expect("cgroups")),
+        }
+    };
+    let spec = |id: String| InstanceSpec {
+        id,
+        containers: vec![ContainerDef {
+            name: "app".into(),
+            image: image.clone(),
+            overrides: Default::default(),
+            user: None,
+            port: Some(8080),
             limits: Limits {
                 memory_bytes: 512 << 20,
                 cpu_millis: 1000,
                 pids: 1024,
             },
-            hostname: id.clone(),
-            netns: Some(a.netns_path.clone()),
-            share_ipc_uts_with: None,
-            hosts: vec![],
-            volumes: vec![],
-            dmi_product_name: None,
-        };
+            volume_mounts: vec![],
+            depends_on: vec![],
+            startup_probe: None,
+            liveness_probe: None,
+        }],
+        volumes: vec![],
+        platform_env: vec![("K_SERVICE".into(), "bench".into())],
+        hosts: vec![],
+        cpu_boost: false,
+    };
+
+    // The network namespace on its own.
+    let mut attach = Vec::new();
+    for i in 0..runs {
         let t = Instant::now();
-        let c = Container::start(&spec, &store, &image, &runc, &state).expect("start");
-        wait_listening(SocketAddr::from((a.address, 8080)));
-        homerun.push(t.elapsed().as_secs_f64() * 1000.0);
-        c.stop(Duration::from_secs(10)).expect("stop");
-        c.destroy();
+        let a = network.attach(&format!("att{i}")).expect("attach");
+        attach.push(t.elapsed().as_secs_f64() * 1000.0);
         a.release(&network).expect("release");
+    }
+
+    // homerun: from the call to Instance::start until it returns, i.e. until the default
+    // startup probe (TCP on PORT, polled fast) passed: network namespace, overlay root over
+    // the cached layers, tmpfs upper, bundle, runc run, probe.
+    let runc_node = node(OciRuntime::Runc, "runc");
+    let mut homerun = Vec::new();
+    for i in 0..runs {
+        let t = Instant::now();
+        let instance = rt
+            .block_on(Instance::start(spec(format!("bench{i}")), &runc_node))
+            .expect("start");
+        homerun.push(t.elapsed().as_secs_f64() * 1000.0);
+        rt.block_on(instance.stop(Duration::from_secs(10)));
+    }
+
+    // homerun's own memory per running instance: its resident size with `runs` instances
+    // running, less its size before them, divided by their number (the containers are other
+    // processes; this is the bookkeeping: threads, buffers, handles).
+    let before = rss_kib();
+    let running: Vec<Instance> = (0..runs)
+        .map(|i| {
+            rt.block_on(Instance::start(spec(format!("mem{i}")), &runc_node))
+                .expect("start")
+        })
+        .collect();
+    let per_instance_kib = (rss_kib() - before) as f64 / runs as f64;
+    for instance in running {
+        rt.block_on(instance.stop(Duration::from_secs(10)));
+    }
+
+    // The same under gVisor (Cloud Run's first generation), fewer runs: it is slower.
+    let runsc_node = node(OciRuntime::Runsc, "runsc");
+    let mut gvisor = Vec::new();
+    for i in 0..runs.min(20) {
+        let t = Instant::now();
+        let instance = rt
+            .block_on(Instance::start(spec(format!("gv{i}")), &runsc_node))
+            .expect("start under runsc");
+        gvisor.push(t.elapsed().as_secs_f64() * 1000.0);
+        rt.block_on(instance.stop(Duration::from_secs(10)));
     }
 
     // Baseline: bare `runc run --detach` of an equivalent prepared bundle (the probe layer
@@ -150,7 +205,10 @@ fn main() {
             .status();
         a.release(&network).expect("release");
     }
-    network.teardown().expect("teardown");
+    // The bridge: a fresh handle on it (setup is idempotent) takes it down.
+    Network::setup(network.config().clone())
+        .and_then(Network::teardown)
+        .expect("teardown");
     // The baseline's parent cgroups, now empty.
     for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
         .into_iter()
@@ -160,9 +218,11 @@ fn main() {
         let _ = std::fs::remove_dir(hierarchy.path().join("homerun-bench"));
     }
 
-    summary("network namespace attach (not in the others)", attach);
-    summary("homerun instance start until listening", homerun);
+    summary("network namespace attach (part of homerun's)", attach);
+    summary("homerun Instance::start, runc (until ready)", homerun);
+    summary("homerun Instance::start, runsc (until ready)", gvisor);
     summary("baseline: bare runc run until listening", bare);
+    println!("homerun's own memory per running instance: {per_instance_kib:.0} KiB (n={runs})");
 }
 
 /// The same `config.json` homerun writes (seccomp, capabilities, limits, namespaces), over

@@ -320,9 +320,16 @@ mod tests {
             assert_eq!(found[0]["path"], format!("/proc/4242/ns/{kind}"));
         }
         let mounts = v["mounts"].as_array().unwrap();
-        let cache = mounts.iter().find(|m| m["destination"] == "/cache").unwrap();
+        let cache = mounts
+            .iter()
+            .find(|m| m["destination"] == "/cache")
+            .unwrap();
         assert_eq!(cache["source"], "/state/vol/cache");
-        assert!(cache["options"].as_array().unwrap().iter().any(|o| o == "ro"));
+        assert!(cache["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "ro"));
         let dmi = mounts
             .iter()
             .find(|m| m["destination"] == "/sys/class")
@@ -334,7 +341,10 @@ mod tests {
             .iter()
             .any(|o| o == "lowerdir=/state/dmi:/r/sys/class"));
         // The overlay comes after the sysfs it builds on.
-        let sys = mounts.iter().position(|m| m["destination"] == "/sys").unwrap();
+        let sys = mounts
+            .iter()
+            .position(|m| m["destination"] == "/sys")
+            .unwrap();
         let class = mounts
             .iter()
             .position(|m| m["destination"] == "/sys/class")

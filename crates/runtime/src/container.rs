@@ -107,6 +107,8 @@ pub fn become_subreaper() -> Result<(), RuntimeError> {
 }
 
 type ExitSlot = Arc<(Mutex<Option<ExitInfo>>, Condvar)>;
+/// The exit, published for async waiters too.
+type ExitWatch = tokio::sync::watch::Sender<Option<ExitInfo>>;
 
 pub struct Container {
     id: String,
@@ -118,6 +120,7 @@ pub struct Container {
     created: bool,
     pid: i32,
     exit: ExitSlot,
+    exit_watch: ExitWatch,
     logs: Arc<LogBuffer>,
     log_threads: Vec<std::thread::JoinHandle<()>>,
     _lease: Option<Lease>,
@@ -128,9 +131,10 @@ fn cstring(p: &Path) -> Result<CString, RuntimeError> {
         .map_err(|_| RuntimeError::Invalid(format!("{} has a NUL byte", p.display())))
 }
 
-fn mount_tmpfs(target: &Path, size: i64) -> Result<(), RuntimeError> {
+/// Mounts a tmpfs of at most `size` bytes; its pages are charged to the writer's memory cgroup.
+pub(crate) fn mount_tmpfs(target: &Path, size: i64, mode: u32) -> Result<(), RuntimeError> {
     let t = cstring(target)?;
-    let options = CString::new(format!("size={size},mode=0755"))
+    let options = CString::new(format!("size={size},mode={mode:o}"))
         .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
     // SAFETY: valid NUL-terminated strings outliving the call.
     let rc = unsafe {
@@ -149,7 +153,7 @@ fn mount_tmpfs(target: &Path, size: i64) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-fn unmount(target: &Path) -> Result<(), RuntimeError> {
+pub(crate) fn unmount(target: &Path) -> Result<(), RuntimeError> {
     let t = cstring(target)?;
     // SAFETY: a valid NUL-terminated path.
     if unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) } != 0 {
@@ -194,7 +198,9 @@ pub fn validate_mount_path(path: &str) -> Result<(), RuntimeError> {
     }
     for p in PROTECTED {
         if path == p || path.starts_with(&format!("{p}/")) {
-            return refuse(&format!("is {p} or under it, which Cloud Run does not allow"));
+            return refuse(&format!(
+                "is {p} or under it, which Cloud Run does not allow"
+            ));
         }
     }
     if path == "/" {
@@ -207,7 +213,7 @@ pub fn validate_mount_path(path: &str) -> Result<(), RuntimeError> {
 }
 
 /// The host's CPUs and memory, which no container's limits may exceed.
-fn host_capacity() -> (u64, i64) {
+pub(crate) fn host_capacity() -> (u64, i64) {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     // SAFETY: sysconf with constant names has no memory effects.
     let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
@@ -219,7 +225,10 @@ fn host_capacity() -> (u64, i64) {
 fn validate(spec: &ContainerSpec) -> Result<(), RuntimeError> {
     let invalid = |m: String| Err(RuntimeError::Invalid(m));
     if !valid_id(&spec.id) {
-        return invalid(format!("container id {:?} must be 1-48 of [a-z0-9-]", spec.id));
+        return invalid(format!(
+            "container id {:?} must be 1-48 of [a-z0-9-]",
+            spec.id
+        ));
     }
     let limits = &spec.limits;
     let (host_cpu_millis, host_memory) = host_capacity();
@@ -266,13 +275,28 @@ fn validate(spec: &ContainerSpec) -> Result<(), RuntimeError> {
 }
 
 impl Container {
-    /// Creates and starts the container. On failure everything done so far is undone.
+    /// Creates and starts the container, with its own log buffer. On failure everything done
+    /// so far is undone.
     pub fn start(
         spec: &ContainerSpec,
         store: &Store,
         image: &ImageRecord,
         runtime: &Runtime,
         state_dir: &Path,
+    ) -> Result<Self, RuntimeError> {
+        let logs = Arc::new(LogBuffer::new(LOG_BYTES));
+        Self::start_with_logs(spec, store, image, runtime, state_dir, logs)
+    }
+
+    /// As `start`, with the output going to `logs` (an instance's buffer, shared by its
+    /// containers; entries carry the container's name).
+    pub fn start_with_logs(
+        spec: &ContainerSpec,
+        store: &Store,
+        image: &ImageRecord,
+        runtime: &Runtime,
+        state_dir: &Path,
+        logs: Arc<LogBuffer>,
     ) -> Result<Self, RuntimeError> {
         validate(spec)?;
         let dir = state_dir.join(&spec.id);
@@ -287,7 +311,8 @@ impl Container {
             created: false,
             pid: 0,
             exit: Arc::new((Mutex::new(None), Condvar::new())),
-            logs: Arc::new(LogBuffer::new(LOG_BYTES)),
+            exit_watch: tokio::sync::watch::Sender::new(None),
+            logs,
             log_threads: Vec::new(),
             _lease: None,
         };
@@ -311,7 +336,7 @@ impl Container {
         // memory cgroup, so writing files uses instance memory (the contract).
         let rw = self.dir.join("rw");
         std::fs::create_dir(&rw).context(|| format!("creating {}", rw.display()))?;
-        mount_tmpfs(&rw, spec.limits.memory_bytes)?;
+        mount_tmpfs(&rw, spec.limits.memory_bytes, 0o755)?;
         self.rw_mounted = true;
         let (upper, work, root) = (rw.join("upper"), rw.join("work"), self.dir.join("rootfs"));
         for d in [&upper, &work, &root] {
@@ -417,7 +442,7 @@ impl Container {
     /// once the log threads have read everything: an exit is only seen with its last lines.
     /// (When init dies the kernel kills the rest of its PID namespace, so the pipes close.)
     fn watch_exit(&mut self) {
-        let (pid, slot) = (self.pid, self.exit.clone());
+        let (pid, slot, exit_watch) = (self.pid, self.exit.clone(), self.exit_watch.clone());
         let oom_files = self.oom_files();
         let log_threads: Vec<_> = self.log_threads.drain(..).collect();
         std::thread::spawn(move || {
@@ -442,13 +467,15 @@ impl Container {
             for t in log_threads {
                 let _ = t.join();
             }
-            let (lock, cv) = &*slot;
-            *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(ExitInfo {
+            let exit = ExitInfo {
                 code,
                 signal,
                 oom_killed,
-            });
+            };
+            let (lock, cv) = &*slot;
+            *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(exit);
             cv.notify_all();
+            exit_watch.send_replace(Some(exit));
         });
     }
 
@@ -485,6 +512,24 @@ impl Container {
         *guard
     }
 
+    /// Resolves when the container has ended (at once if it has).
+    pub async fn exited(&self) -> ExitInfo {
+        let mut rx = self.exit_watch.subscribe();
+        loop {
+            if let Some(exit) = *rx.borrow_and_update() {
+                return exit;
+            }
+            // The sender lives in `self`, which outlives this borrow.
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    pub fn cgroups_path(&self) -> &str {
+        &self.cgroups_path
+    }
+
     /// SIGTERM to every process, then SIGKILL once `grace` has passed (the contract: 10 s).
     pub fn stop(&self, grace: Duration) -> Result<ExitInfo, RuntimeError> {
         if let Some(exit) = self.wait(Duration::ZERO) {
@@ -508,8 +553,11 @@ impl Container {
 
     fn teardown(&mut self) {
         if self.created {
-            if let Err(e) = self.runtime.delete(&self.id, true) {
-                tracing::warn!("deleting container {}: {e}", self.id);
+            match self.runtime.delete(&self.id, true) {
+                // `run` failed after runc had cleaned up itself: nothing to delete.
+                Err(RuntimeError::Command { stderr, .. }) if stderr.contains("does not exist") => {}
+                Err(e) => tracing::warn!("deleting container {}: {e}", self.id),
+                Ok(()) => {}
             }
             self.created = false;
         }

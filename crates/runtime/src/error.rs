@@ -15,6 +15,14 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    /// A container of an instance did not become ready.
+    #[error("container {container} did not become ready: {reason}{}", logs_suffix(.last_logs))]
+    NotReady {
+        container: String,
+        reason: String,
+        /// Its last log lines, oldest first.
+        last_logs: Vec<String>,
+    },
     #[error(transparent)]
     Image(#[from] image::ImageError),
 }
@@ -29,5 +37,13 @@ impl<T> IoContext<T> for std::io::Result<T> {
             context: what(),
             source,
         })
+    }
+}
+
+fn logs_suffix(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; its last log lines:\n  {}", lines.join("\n  "))
     }
 }

@@ -8,9 +8,11 @@ pub mod container;
 pub mod entrypoint;
 mod error;
 pub mod health;
+pub mod instance;
 pub mod logs;
 pub mod net;
 pub mod process;
+pub mod recovery;
 pub mod runc;
 pub mod seccomp;
 

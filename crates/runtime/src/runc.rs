@@ -37,6 +37,10 @@ impl Runtime {
         }
     }
 
+    pub fn kind(&self) -> OciRuntime {
+        self.kind
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(self.kind.binary());
         cmd.arg("--root").arg(&self.root);

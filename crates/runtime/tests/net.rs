@@ -550,7 +550,7 @@ fn a_failed_attach_is_undone_and_names_the_step() {
     assert!(matches!(err, NetError::AlreadyLeased { .. }), "{err:?}");
     assert!(netns_exists(&a.netns) && link_exists(&a.host_veth));
 
-    for bad in ["", "a-b", "../etc", "a b"] {
+    for bad in ["", "-ab", "../etc", "a b"] {
         let err = fx.network().attach(bad).unwrap_err();
         assert!(
             matches!(err, NetError::InvalidInstanceId { .. }),

@@ -115,7 +115,7 @@ impl Network {
 
     /// Gives an instance its own network namespace, plugged into the bridge, with an
     /// address and a default route. On failure everything done so far is undone and the
-    /// error names the failed step. `instance_id` is 1 to 64 ASCII letters and digits.
+    /// error names the failed step. `instance_id` is 1 to 64 ASCII letters, digits and '-'.
     pub fn attach(&self, instance_id: &str) -> Result<Attachment, NetError> {
         instance::attach(self, instance_id)
     }

@@ -57,8 +57,12 @@ pub(crate) fn validate_instance_id(id: &str) -> Result<(), NetError> {
             "is longer than {MAX_INSTANCE_ID} characters"
         )));
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(invalid("may contain only ASCII letters and digits".into()));
+    // Hyphens as in container ids (`svc-00001-abc-x1y2`), but not first: `ip` would read
+    // a leading one as an option.
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || id.starts_with('-') {
+        return Err(invalid(
+            "may contain only ASCII letters, digits and '-', and may not start with '-'".into(),
+        ));
     }
     Ok(())
 }
@@ -137,7 +141,8 @@ mod tests {
     fn instance_ids() {
         validate_instance_id("1a2b3c4d").unwrap();
         validate_instance_id("A9").unwrap();
-        for bad in ["", "a-b", "a/b", "../x", "a b", &"x".repeat(65)] {
+        validate_instance_id("svc-00001-abc-x").unwrap();
+        for bad in ["", "-ab", "a_b", "a/b", "../x", "a b", &"x".repeat(65)] {
             assert!(validate_instance_id(bad).is_err(), "{bad:?}");
         }
     }

@@ -1,0 +1,649 @@
+//! Instances end to end under runc (and the contract under runsc): sidecars on localhost
+//! with shared IPC and UTS namespaces, dependsOn order, in-memory volumes, the DMI product
+//! name, startup and liveness probes, restarts, CPU throttling and freezing, and recovery
+//! after a crash, each leaving nothing behind.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use image::{ImageRecord, ImageSource, Quiet, RegistryOptions, Store};
+use runtime::cgroup::Layout;
+use runtime::container::{become_subreaper, Limits};
+use runtime::health::{ProbeAction, ProbeSpec};
+use runtime::instance::{ContainerDef, Instance, InstanceEvent, InstanceSpec, MemoryVolume, Node};
+use runtime::net::{Network, NetworkConfig};
+use runtime::process::ContainerOverrides;
+use runtime::runc::{OciRuntime, Runtime};
+use runtime::RuntimeError;
+use serde_json::Value;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    node: Node,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // The bridge is the test's own; a fresh handle on it (setup is idempotent) removes it.
+        if let Ok(network) = Network::setup(self.node.network.config().clone()) {
+            let _ = network.teardown();
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A node with its own bridge and /24 (10.251.N.0/24, N from the test's number).
+fn env(kind: OciRuntime, net_number: u8) -> Option<Env> {
+    let tool = match kind {
+        OciRuntime::Runc => "runc",
+        OciRuntime::Runsc => "runsc",
+    };
+    if !testkit::require(&[tool, "ip", "iptables"], true) {
+        return None;
+    }
+    become_subreaper().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("data")).unwrap();
+    let network = Network::setup(NetworkConfig {
+        bridge: format!("hrti{}x{net_number}", std::process::id() % 10_000),
+        subnet: format!("10.251.{net_number}.0/24"),
+        state_dir: dir.path().join("net"),
+    })
+    .unwrap();
+    let state_dir = dir.path().join("instances");
+    std::fs::create_dir(&state_dir).unwrap();
+    let node = Node {
+        store,
+        runtime: Runtime::new(kind, &dir.path().join("runc")),
+        network: Arc::new(network),
+        state_dir,
+        cgroups: Arc::new(Layout::detect().unwrap()),
+    };
+    Some(Env { _dir: dir, node })
+}
+
+fn pull(env: &Env, name: &str) -> ImageRecord {
+    let cat = testkit::catalogue().unwrap();
+    let source = ImageSource::parse(&format!("oci:{}", cat.image(name).path.display())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(
+        env.node
+            .store
+            .pull(&source, &RegistryOptions::default(), &Quiet),
+    )
+    .unwrap()
+    .record
+}
+
+fn container(name: &str, image: &ImageRecord) -> ContainerDef {
+    ContainerDef {
+        name: name.into(),
+        image: image.clone(),
+        overrides: ContainerOverrides::default(),
+        user: None,
+        port: None,
+        limits: Limits {
+            memory_bytes: 128 << 20,
+            cpu_millis: 500,
+            pids: 256,
+        },
+        volume_mounts: vec![],
+        depends_on: vec![],
+        startup_probe: None,
+        liveness_probe: None,
+    }
+}
+
+fn with_env(mut c: ContainerDef, vars: &[(&str, &str)]) -> ContainerDef {
+    c.overrides
+        .env
+        .extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    c
+}
+
+fn shell(mut c: ContainerDef, script: &str) -> ContainerDef {
+    c.overrides.command = Some(vec!["/bin/sh".into(), "-c".into(), script.into()]);
+    c
+}
+
+fn instance_spec(id: &str, containers: Vec<ContainerDef>) -> InstanceSpec {
+    InstanceSpec {
+        id: id.into(),
+        containers,
+        volumes: vec![],
+        platform_env: vec![
+            ("K_SERVICE".into(), "svc".into()),
+            ("K_REVISION".into(), "svc-00001-abc".into()),
+            ("K_CONFIGURATION".into(), "svc".into()),
+        ],
+        hosts: vec![],
+        cpu_boost: false,
+    }
+}
+
+fn get_json(addr: SocketAddr, path: &str) -> Value {
+    let response = testkit::http::get(addr, path, Duration::from_secs(30)).unwrap();
+    assert_eq!(response.status, 200, "GET {path}: {}", response.text());
+    response.json()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Nothing of the instance remains: no runc container, mount, netns or state directory.
+fn assert_gone(env: &Env, id: &str) {
+    let left = env.node.runtime.list().unwrap();
+    assert!(
+        !left.iter().any(|c| c.starts_with(id)),
+        "runc still knows {left:?}"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(id), "a mount of {id} remains");
+    let netns = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&netns.stdout).contains(id),
+        "netns of {id} remains"
+    );
+    assert!(
+        !env.node.state_dir.join(id).exists(),
+        "state of {id} remains"
+    );
+}
+
+fn ns_of(pid: i32, kind: &str) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap()
+}
+
+#[test]
+fn a_sidecar_is_reachable_on_localhost_and_shares_ipc_and_uts_but_not_pid() {
+    let Some(env) = env(OciRuntime::Runc, 1) else {
+        return;
+    };
+    let probe = pull(&env, "probe");
+    let busybox = pull(&env, "busybox");
+    let id = unique("side");
+    let mut ingress = with_env(
+        container("app", &probe),
+        &[("GCE_METADATA_HOST", "localhost:8081")],
+    );
+    ingress.port = Some(8080);
+    let sidecar = with_env(container("helper", &probe), &[("PORT", "8081")]);
+    let envdump = shell(container("envdump", &busybox), "env; exec sleep 600");
+    let spec = instance_spec(&id, vec![ingress, sidecar, envdump]);
+    let rt = rt();
+    let instance = rt.block_on(Instance::start(spec, &env.node)).unwrap();
+    let addr = SocketAddr::from((instance.address(), 8080));
+
+    // The ingress container reaches the sidecar on localhost.
+    let fetched = get_json(addr, "/metadata?path=x");
+    assert!(fetched.get("error").is_none(), "{fetched}");
+    assert_eq!(
+        fetched["status"], 404,
+        "the sidecar's probe answered: {fetched}"
+    );
+    assert_eq!(fetched["url"], "http://localhost:8081/computeMetadata/v1/x");
+
+    // PORT for the ingress container only; the platform's K_* variables for all.
+    let report = get_json(addr, "/");
+    assert_eq!(report["env"]["PORT"], "8080");
+    assert_eq!(report["env"]["K_SERVICE"], "svc");
+    let lines: Vec<String> = instance
+        .logs()
+        .entries()
+        .into_iter()
+        .filter(|e| e.container == "envdump")
+        .map(|e| e.text)
+        .collect();
+    assert!(
+        lines.iter().any(|l| l == "K_REVISION=svc-00001-abc"),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("PORT=")), "{lines:?}");
+
+    let (a, b, c) = (
+        instance.pid("app").unwrap(),
+        instance.pid("helper").unwrap(),
+        instance.pid("envdump").unwrap(),
+    );
+    for kind in ["net", "ipc", "uts"] {
+        assert_eq!(ns_of(a, kind), ns_of(b, kind), "{kind}");
+        assert_eq!(ns_of(a, kind), ns_of(c, kind), "{kind}");
+    }
+    assert_ne!(ns_of(a, "pid"), ns_of(b, "pid"));
+    assert_ne!(ns_of(a, "mnt"), ns_of(b, "mnt"));
+    // Cloud Run's second generation names its machine, as client libraries check.
+    assert_eq!(report["dmi_product_name"], "Google Compute Engine");
+
+    let exits = rt.block_on(instance.stop(Duration::from_secs(10)));
+    assert_eq!(exits.len(), 3);
+    assert_gone(&env, &id);
+}
+
+#[test]
+fn containers_start_in_depends_on_order_after_startup_probes() {
+    let Some(env) = env(OciRuntime::Runc, 2) else {
+        return;
+    };
+    let probe = pull(&env, "probe");
+    let id = unique("deps");
+    let mut app = container("app", &probe);
+    app.port = Some(8080);
+    app.depends_on = vec!["db".into()];
+    // The dependency takes 400 ms to listen: the app must not start before it does.
+    let mut db = with_env(
+        container("db", &probe),
+        &[("PORT", "9000"), ("PROBE_STARTUP_DELAY_MS", "400")],
+    );
+    db.startup_probe = Some(ProbeSpec {
+        action: ProbeAction::Tcp { port: 9000 },
+        initial_delay: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+        period: Duration::from_secs(10),
+        failure_threshold: 6,
+    });
+    let rt = rt();
+    let instance = rt
+        .block_on(Instance::start(
+            instance_spec(&id, vec![app, db]),
+            &env.node,
+        ))
+        .unwrap();
+    // The app's line may still be on its way through the log pipe when its port answers.
+    let find = |entries: &[runtime::logs::LogEntry], container: &str, text: &str| {
+        entries
+            .iter()
+            .position(|e| e.container == container && e.text.contains(text))
+    };
+    let mut entries = instance.logs().entries();
+    for _ in 0..600 {
+        if find(&entries, "app", "listening on 0.0.0.0:8080").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        entries = instance.logs().entries();
+    }
+    let db = find(&entries, "db", "listening on 0.0.0.0:9000");
+    let app = find(&entries, "app", "listening on 0.0.0.0:8080");
+    assert!(
+        matches!((db, app), (Some(db), Some(app)) if db < app),
+        "{entries:?}"
+    );
+    let report = get_json(SocketAddr::from((instance.address(), 8080)), "/");
+    assert_eq!(report["env"]["PORT"], "8080");
+    rt.block_on(instance.stop(Duration::from_secs(10)));
+    assert_gone(&env, &id);
+}
+
+#[test]
+fn in_memory_volumes_are_shared_sized_and_refuse_writes_past_their_limit() {
+    let Some(env) = env(OciRuntime::Runc, 3) else {
+        return;
+    };
+    let busybox = pull(&env, "busybox");
+    let id = unique("vol");
+    let mut writer = shell(
+        container("writer", &busybox),
+        "echo hello > /shared/greeting; \
+         dd if=/dev/zero of=/shared/big bs=1M count=16 2>&1; echo dd=$?; exec sleep 600",
+    );
+    writer.volume_mounts = vec![("cache".into(), "/shared".into())];
+    let mut reader = shell(
+        container("reader", &busybox),
+        "until [ -f /data/greeting ]; do sleep 0.05; done; cat /data/greeting; \
+         grep ' /data ' /proc/mounts; exec sleep 600",
+    );
+    reader.volume_mounts = vec![("cache".into(), "/data".into())];
+    reader.depends_on = vec!["writer".into()];
+    let mut spec = instance_spec(&id, vec![writer, reader]);
+    spec.volumes = vec![MemoryVolume {
+        name: "cache".into(),
+        size_bytes: Some(4 << 20),
+    }];
+    let rt = rt();
+    let instance = rt.block_on(Instance::start(spec, &env.node)).unwrap();
+    let lines = wait_for_lines(&instance, "reader", 2);
+    assert_eq!(lines[0], "hello");
+    assert!(
+        lines[1].contains("tmpfs") && lines[1].contains("size=4096k"),
+        "{lines:?}"
+    );
+    let writer_lines = wait_for_lines(&instance, "writer", 2);
+    assert!(
+        writer_lines
+            .iter()
+            .any(|l| l.contains("No space left on device")),
+        "{writer_lines:?}"
+    );
+    assert!(writer_lines.iter().any(|l| l == "dd=1"), "{writer_lines:?}");
+    // The writer survived the full volume: the instance is whole.
+    rt.block_on(async {
+        let watched = tokio::time::timeout(Duration::from_millis(300), instance.watch()).await;
+        assert!(watched.is_err(), "{watched:?}");
+    });
+    rt.block_on(instance.stop(Duration::from_secs(10)));
+    assert_gone(&env, &id);
+}
+
+fn wait_for_lines(instance: &Instance, container: &str, n: usize) -> Vec<String> {
+    for _ in 0..600 {
+        let lines: Vec<String> = instance
+            .logs()
+            .entries()
+            .into_iter()
+            .filter(|e| e.container == container)
+            .map(|e| e.text)
+            .collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{container} never wrote {n} lines: {:?}",
+        instance.logs().entries()
+    );
+}
+
+#[test]
+fn an_instance_that_never_gets_ready_fails_with_its_logs_and_leaves_nothing() {
+    let Some(env) = env(OciRuntime::Runc, 4) else {
+        return;
+    };
+    let probe = pull(&env, "probe");
+    let busybox = pull(&env, "busybox");
+    let rt = rt();
+
+    // Exits before listening.
+    let id = unique("crash");
+    let mut c = shell(container("app", &busybox), "echo boom; exit 3");
+    c.port = Some(8080);
+    let err = rt
+        .block_on(Instance::start(instance_spec(&id, vec![c]), &env.node))
+        .err()
+        .expect("a crashing container cannot be ready");
+    match &err {
+        RuntimeError::NotReady {
+            container,
+            reason,
+            last_logs,
+        } => {
+            assert_eq!(container, "app");
+            assert!(reason.contains("exited with code 3"), "{reason}");
+            assert_eq!(last_logs, &vec!["boom".to_string()]);
+        }
+        other => panic!("{other}"),
+    }
+    assert_gone(&env, &id);
+
+    // Runs but never listens: the startup probe's budget (1 s period x 2) runs out.
+    let id = unique("deaf");
+    let mut c = with_env(container("app", &probe), &[("PROBE_SLEEP_MS", "600000")]);
+    c.overrides.args = Some(vec!["job".into()]);
+    c.port = Some(8080);
+    c.startup_probe = Some(ProbeSpec {
+        action: ProbeAction::Http {
+            port: 8080,
+            path: "/".into(),
+            headers: vec![],
+        },
+        initial_delay: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+        period: Duration::from_secs(1),
+        failure_threshold: 2,
+    });
+    let err = rt
+        .block_on(Instance::start(instance_spec(&id, vec![c]), &env.node))
+        .err()
+        .expect("a deaf container cannot be ready");
+    let text = err.to_string();
+    assert!(
+        text.contains("container app did not become ready"),
+        "{text}"
+    );
+    assert!(text.contains("startup probe"), "{text}");
+    assert_gone(&env, &id);
+
+    // Refused before anything is made.
+    let id = unique("bad");
+    let mut c = container("app", &probe);
+    c.port = Some(8080);
+    c.volume_mounts = vec![("v".into(), "/proc/sys".into())];
+    let mut spec = instance_spec(&id, vec![c]);
+    spec.volumes = vec![MemoryVolume {
+        name: "v".into(),
+        size_bytes: None,
+    }];
+    let err = rt.block_on(Instance::start(spec, &env.node)).err().unwrap();
+    assert!(err.to_string().contains("\"/proc/sys\""), "{err}");
+    let mut c = container("app", &probe);
+    c.limits.cpu_millis = 1_000_000;
+    let err = rt
+        .block_on(Instance::start(instance_spec(&id, vec![c]), &env.node))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("more than this machine"), "{err}");
+    assert_gone(&env, &id);
+}
+
+#[test]
+fn a_failed_liveness_probe_is_reported_and_restart_brings_the_instance_back() {
+    let Some(env) = env(OciRuntime::Runc, 5) else {
+        return;
+    };
+    let probe = pull(&env, "probe");
+    let id = unique("live");
+    let mut c = with_env(
+        container("app", &probe),
+        &[("PROBE_UNHEALTHY_AFTER_MS", "300")],
+    );
+    c.port = Some(8080);
+    c.startup_probe = Some(ProbeSpec {
+        action: ProbeAction::Grpc {
+            port: 8080,
+            service: None,
+        },
+        initial_delay: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+        period: Duration::from_secs(10),
+        failure_threshold: 3,
+    });
+    c.liveness_probe = Some(ProbeSpec {
+        action: ProbeAction::Http {
+            port: 8080,
+            path: "/healthz".into(),
+            headers: vec![],
+        },
+        initial_delay: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+        period: Duration::from_secs(1),
+        failure_threshold: 2,
+    });
+    let rt = rt();
+    let mut instance = rt
+        .block_on(Instance::start(instance_spec(&id, vec![c]), &env.node))
+        .unwrap();
+    let first_pid = instance.pid("app").unwrap();
+    let event = rt.block_on(instance.watch());
+    match event {
+        InstanceEvent::Unhealthy { container, reason } => {
+            assert_eq!(container, "app");
+            assert!(reason.contains("503"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    rt.block_on(instance.restart()).unwrap();
+    assert_eq!(instance.restarts(), 1);
+    assert_ne!(instance.pid("app").unwrap(), first_pid);
+    let report = get_json(SocketAddr::from((instance.address(), 8080)), "/");
+    assert_eq!(report["env"]["PORT"], "8080");
+    rt.block_on(instance.stop(Duration::from_secs(10)));
+    assert_gone(&env, &id);
+}
+
+fn quota_us(pid: i32) -> i64 {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    // v1 `N:cpu,cpuacct:/path` (hybrid) or v2 `0::/path`.
+    for line in cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+        if controllers.split(',').any(|c| c == "cpu") {
+            let file = Path::new("/sys/fs/cgroup/cpu")
+                .join(path.trim_start_matches('/'))
+                .join("cpu.cfs_quota_us");
+            return std::fs::read_to_string(file)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+        }
+        if controllers.is_empty() && Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            let file = Path::new("/sys/fs/cgroup")
+                .join(path.trim_start_matches('/'))
+                .join("cpu.max");
+            let text = std::fs::read_to_string(file).unwrap();
+            return text.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    }
+    panic!("no cpu cgroup in {cgroup}");
+}
+
+#[test]
+fn cpu_is_boosted_at_startup_throttled_when_idle_and_processes_freeze() {
+    let Some(env) = env(OciRuntime::Runc, 6) else {
+        return;
+    };
+    let probe = pull(&env, "probe");
+    let id = unique("cpu");
+    let mut c = container("app", &probe);
+    c.port = Some(8080);
+    c.limits.cpu_millis = 500;
+    let mut spec = instance_spec(&id, vec![c]);
+    spec.cpu_boost = true;
+    let rt = rt();
+    let instance = rt.block_on(Instance::start(spec, &env.node)).unwrap();
+    let pid = instance.pid("app").unwrap();
+    // Boosted: twice the 0.5 vCPU limit (the 10 s boost window has just begun).
+    assert_eq!(quota_us(pid), 100_000);
+    instance.throttle(true).unwrap();
+    assert_eq!(quota_us(pid), 1_000);
+    instance.throttle(false).unwrap();
+    assert_eq!(quota_us(pid), 50_000);
+
+    let addr = SocketAddr::from((instance.address(), 8080));
+    instance.freeze(true).unwrap();
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let state = state
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(state != "R", "a frozen process is not running: {state}");
+    // A frozen server cannot answer (the kernel still accepts the connection).
+    let answered = testkit::http::get(addr, "/", Duration::from_millis(300));
+    assert!(answered.is_err(), "{answered:?}");
+    instance.freeze(false).unwrap();
+    assert_eq!(get_json(addr, "/")["env"]["PORT"], "8080");
+    rt.block_on(instance.stop(Duration::from_secs(10)));
+    assert_gone(&env, &id);
+}
+
+#[test]
+fn the_contract_holds_under_runsc() {
+    let Some(env) = env(OciRuntime::Runsc, 7) else {
+        return;
+    };
+    let probe = pull(&env, "probe");
+    let id = unique("gvisor");
+    let mut c = container("app", &probe);
+    c.port = Some(8080);
+    let rt = rt();
+    let instance = rt
+        .block_on(Instance::start(instance_spec(&id, vec![c]), &env.node))
+        .unwrap();
+    let report = get_json(SocketAddr::from((instance.address(), 8080)), "/");
+    assert_eq!(report["env"]["PORT"], "8080");
+    assert_eq!(report["env"]["K_SERVICE"], "svc");
+    assert_eq!(report["env"]["K_REVISION"], "svc-00001-abc");
+    assert_eq!(report["env"]["K_CONFIGURATION"], "svc");
+    assert_eq!(report["uid"], 0);
+    assert_eq!(report["cwd"], "/");
+    assert_eq!(report["hostname"], id.as_str());
+    assert_eq!(report["stdin"], "eof");
+    assert_eq!(report["pid"], 1);
+    assert_eq!(report["files"]["/tmp"]["mode"], "1777");
+    let exits = rt.block_on(instance.stop(Duration::from_secs(10)));
+    assert_eq!(exits.len(), 1);
+    assert_gone(&env, &id);
+}
+
+#[test]
+fn recovery_after_a_crash_removes_what_the_instances_left() {
+    let Some(env) = env(OciRuntime::Runc, 8) else {
+        return;
+    };
+    let probe = pull(&env, "probe");
+    let busybox = pull(&env, "busybox");
+    let id = unique("crashed");
+    let mut app = container("app", &probe);
+    app.port = Some(8080);
+    app.volume_mounts = vec![("v".into(), "/v".into())];
+    let sidecar = shell(container("side", &busybox), "exec sleep 600");
+    let mut spec = instance_spec(&id, vec![app, sidecar]);
+    spec.volumes = vec![MemoryVolume {
+        name: "v".into(),
+        size_bytes: None,
+    }];
+    let rt = rt();
+    let instance = rt.block_on(Instance::start(spec, &env.node)).unwrap();
+    let pids = [instance.pid("app").unwrap(), instance.pid("side").unwrap()];
+    // homerun dies: nothing of its own cleanup runs.
+    std::mem::forget(instance);
+    let recovered = runtime::recovery::recover(&env.node).unwrap();
+    assert_eq!(recovered.containers, 2, "{recovered:?}");
+    // Two overlay roots, two writable tmpfs layers, one volume.
+    assert_eq!(recovered.mounts, 5, "{recovered:?}");
+    assert_eq!(recovered.netns, 1, "{recovered:?}");
+    for pid in pids {
+        // The waiter threads reap them; give them a moment.
+        let mut alive = true;
+        for _ in 0..200 {
+            alive = Path::new(&format!("/proc/{pid}")).exists();
+            if !alive {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!alive, "process {pid} survived recovery");
+    }
+    assert_gone(&env, &id);
+    // A second recovery finds nothing, and the node starts instances again.
+    assert_eq!(
+        runtime::recovery::recover(&env.node).unwrap(),
+        runtime::recovery::Recovered::default()
+    );
+}
