@@ -253,7 +253,7 @@ fn write_bare_config(bundle: &Path, netns: &Path, id: &str) {
         },
         hostname: "bare".into(),
         netns: Some(netns.to_path_buf()),
-        share_ipc_uts_with: None,
+        shared_namespaces: None,
         volumes: vec![],
         dmi_dir: None,
         etc_dir: etc,

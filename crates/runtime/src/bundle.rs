@@ -8,11 +8,28 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{
     Capability, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
     LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
-    MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
+    UserBuilder,
 };
 
 use crate::container::{Ids, Limits, ProcessSpec, VolumeMount};
 use crate::error::RuntimeError;
+
+/// Open files per process, soft and hard: 2^20 as containerd gives, or as many as
+/// homerun itself may have if that is fewer (runc cannot raise the hard limit past it).
+pub fn nofile() -> u64 {
+    let mut own = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) } == 0 {
+        own.rlim_max
+    } else {
+        1024
+    };
+    hard.min(1 << 20)
+}
 
 /// CFS period: quota = vCPUs x period.
 pub const CPU_PERIOD_US: u64 = 100_000;
@@ -28,8 +45,8 @@ pub struct BundleSpec {
     pub hostname: String,
     /// A network namespace to join (`/var/run/netns/NAME`); None makes a fresh empty one.
     pub netns: Option<PathBuf>,
-    /// Join this host pid's IPC and UTS namespaces instead of making new ones.
-    pub share_ipc_uts_with: Option<i32>,
+    /// IPC and UTS namespace files to join instead of making new namespaces.
+    pub shared_namespaces: Option<(PathBuf, PathBuf)>,
     pub volumes: Vec<VolumeMount>,
     /// A directory holding `dmi/id/product_name`, laid over the container's `/sys/class`.
     pub dmi_dir: Option<PathBuf>,
@@ -64,10 +81,14 @@ fn invalid(e: impl std::fmt::Display) -> RuntimeError {
 /// The runtime spec for `spec`.
 pub fn runtime_spec(spec: &BundleSpec) -> Result<Spec, RuntimeError> {
     let caps: std::collections::HashSet<Capability> = DOCKER_CAPABILITIES.into_iter().collect();
+    // Inheritable and ambient stay empty (oci-spec's defaults fill them), so a non-root
+    // USER ends up with no effective capabilities, as under Docker.
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
         .permitted(caps)
+        .inheritable(std::collections::HashSet::new())
+        .ambient(std::collections::HashSet::new())
         .build()
         .map_err(invalid)?;
     let user = UserBuilder::default()
@@ -90,6 +111,13 @@ pub fn runtime_spec(spec: &BundleSpec) -> Result<Spec, RuntimeError> {
         .user(user)
         .capabilities(capabilities)
         .no_new_privileges(true)
+        // oci-spec's default is 1024 open files; containerd (GKE, Kubernetes) gives 2^20.
+        .rlimits(vec![PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .soft(nofile())
+            .hard(nofile())
+            .build()
+            .map_err(invalid)?])
         .build()
         .map_err(invalid)?;
 
@@ -121,7 +149,10 @@ pub fn runtime_spec(spec: &BundleSpec) -> Result<Spec, RuntimeError> {
                 .map_err(invalid)?,
         );
     }
-    for volume in &spec.volumes {
+    // A parent path before what is under it, or the later mount would hide the earlier.
+    let mut volumes: Vec<&VolumeMount> = spec.volumes.iter().collect();
+    volumes.sort_by_key(|v| v.destination.matches('/').count());
+    for volume in volumes {
         let mut options = vec!["rbind".to_string(), "nosuid".into(), "nodev".into()];
         if volume.read_only {
             options.push("ro".into());
@@ -171,16 +202,16 @@ pub fn runtime_spec(spec: &BundleSpec) -> Result<Spec, RuntimeError> {
         network = network.path(path.clone());
     }
     namespaces.push(network.build().map_err(invalid)?);
-    if let Some(pid) = spec.share_ipc_uts_with {
-        for (typ, name) in [
-            (LinuxNamespaceType::Ipc, "ipc"),
-            (LinuxNamespaceType::Uts, "uts"),
+    if let Some((ipc, uts)) = &spec.shared_namespaces {
+        for (typ, path) in [
+            (LinuxNamespaceType::Ipc, ipc),
+            (LinuxNamespaceType::Uts, uts),
         ] {
             namespaces.retain(|ns| ns.typ() != typ);
             namespaces.push(
                 LinuxNamespaceBuilder::default()
                     .typ(typ)
-                    .path(PathBuf::from(format!("/proc/{pid}/ns/{name}")))
+                    .path(path.clone())
                     .build()
                     .map_err(invalid)?,
             );
@@ -264,7 +295,7 @@ mod tests {
             },
             hostname: "h".into(),
             netns: Some("/var/run/netns/hr-x".into()),
-            share_ipc_uts_with: None,
+            shared_namespaces: None,
             volumes: vec![],
             dmi_dir: None,
             etc_dir: "/state/etc".into(),
@@ -279,6 +310,12 @@ mod tests {
         assert_eq!(v["process"]["env"][0], "PORT=8080");
         assert_eq!(v["process"]["user"]["uid"], 65532);
         assert_eq!(v["process"]["noNewPrivileges"], true);
+        let caps = &v["process"]["capabilities"];
+        assert_eq!(caps["inheritable"], serde_json::json!([]));
+        assert_eq!(caps["ambient"], serde_json::json!([]));
+        assert_eq!(v["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
+        assert_eq!(v["process"]["rlimits"][0]["soft"], nofile());
+        assert!(nofile() >= 1024);
         let bounding = v["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert_eq!(bounding.len(), 14);
         assert!(!bounding.iter().any(|c| c == "CAP_SYS_ADMIN"));
@@ -305,7 +342,7 @@ mod tests {
     #[test]
     fn sidecars_join_ipc_and_uts_and_volumes_and_dmi_are_mounted() {
         let mut spec = sample();
-        spec.share_ipc_uts_with = Some(4242);
+        spec.shared_namespaces = Some(("/state/ns/ipc".into(), "/state/ns/uts".into()));
         spec.volumes = vec![VolumeMount {
             source: "/state/vol/cache".into(),
             destination: "/cache".into(),
@@ -317,7 +354,7 @@ mod tests {
         for kind in ["ipc", "uts"] {
             let found: Vec<_> = ns.iter().filter(|n| n["type"] == kind).collect();
             assert_eq!(found.len(), 1, "{kind}");
-            assert_eq!(found[0]["path"], format!("/proc/4242/ns/{kind}"));
+            assert_eq!(found[0]["path"], format!("/state/ns/{kind}"));
         }
         let mounts = v["mounts"].as_array().unwrap();
         let cache = mounts

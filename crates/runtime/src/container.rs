@@ -74,9 +74,9 @@ pub struct ContainerSpec {
     pub limits: Limits,
     pub hostname: String,
     pub netns: Option<PathBuf>,
-    /// Join the IPC and UTS namespaces of this host pid (the instance's first container),
-    /// as the containers of a pod do.
-    pub share_ipc_uts_with: Option<i32>,
+    /// IPC and UTS namespaces to join (bind-mounted namespace files, the instance's), as
+    /// the containers of a pod share them; None makes fresh ones.
+    pub shared_namespaces: Option<(PathBuf, PathBuf)>,
     /// Extra `/etc/hosts` lines (address, names), e.g. the metadata server.
     pub hosts: Vec<(String, Vec<String>)>,
     pub volumes: Vec<VolumeMount>,
@@ -221,16 +221,9 @@ pub(crate) fn host_capacity() -> (u64, i64) {
     (cpus * 1000, pages.max(0) as i64 * page.max(0) as i64)
 }
 
-/// Refuses a spec that cannot run, before anything is created.
-fn validate(spec: &ContainerSpec) -> Result<(), RuntimeError> {
+/// Limits this machine can honour.
+pub fn validate_limits(limits: &Limits) -> Result<(), RuntimeError> {
     let invalid = |m: String| Err(RuntimeError::Invalid(m));
-    if !valid_id(&spec.id) {
-        return invalid(format!(
-            "container id {:?} must be 1-48 of [a-z0-9-]",
-            spec.id
-        ));
-    }
-    let limits = &spec.limits;
     let (host_cpu_millis, host_memory) = host_capacity();
     if limits.memory_bytes < (6 << 20) {
         return invalid(format!(
@@ -261,6 +254,19 @@ fn validate(spec: &ContainerSpec) -> Result<(), RuntimeError> {
     if limits.pids < 1 {
         return invalid(format!("PIDs limit {} must be at least 1", limits.pids));
     }
+    Ok(())
+}
+
+/// Refuses a spec that cannot run, before anything is created.
+fn validate(spec: &ContainerSpec) -> Result<(), RuntimeError> {
+    let invalid = |m: String| Err(RuntimeError::Invalid(m));
+    if !valid_id(&spec.id) {
+        return invalid(format!(
+            "container id {:?} must be 1-48 of [a-z0-9-]",
+            spec.id
+        ));
+    }
+    validate_limits(&spec.limits)?;
     if spec.process.argv.is_empty() {
         return invalid("the container has no command to run".into());
     }
@@ -402,7 +408,7 @@ impl Container {
                 limits: spec.limits,
                 hostname: spec.hostname.clone(),
                 netns: spec.netns.clone(),
-                share_ipc_uts_with: spec.share_ipc_uts_with,
+                shared_namespaces: spec.shared_namespaces.clone(),
                 volumes: spec.volumes.clone(),
                 dmi_dir,
                 etc_dir: etc,
@@ -463,7 +469,9 @@ impl Container {
                 }
                 (None, None)
             };
-            let oom_killed = oom_count(&oom_files) > 0;
+            // Only an init killed by SIGKILL was ended by the OOM killer; a worker it killed
+            // while init went on and exited on its own does not make the exit an OOM.
+            let oom_killed = signal == Some(libc::SIGKILL) && oom_count(&oom_files) > 0;
             for t in log_threads {
                 let _ = t.join();
             }
@@ -535,12 +543,14 @@ impl Container {
         if let Some(exit) = self.wait(Duration::ZERO) {
             return Ok(exit);
         }
-        // A container that exits between the check and the kill makes runc fail: fine.
-        let _ = self.runtime.kill(&self.id, "TERM");
+        // SIGTERM to init only, as Docker and Cloud Run do: a server's main process then
+        // drains its workers itself. A container that exits between the check and the kill
+        // makes runc fail: fine.
+        let _ = self.runtime.kill(&self.id, "TERM", false);
         if let Some(exit) = self.wait(grace) {
             return Ok(exit);
         }
-        let _ = self.runtime.kill(&self.id, "KILL");
+        let _ = self.runtime.kill(&self.id, "KILL", true);
         self.wait(Duration::from_secs(30)).ok_or_else(|| {
             RuntimeError::Invalid(format!("container {} survived SIGKILL for 30 s", self.id))
         })
@@ -558,6 +568,14 @@ impl Container {
                 Err(RuntimeError::Command { stderr, .. }) if stderr.contains("does not exist") => {}
                 Err(e) => tracing::warn!("deleting container {}: {e}", self.id),
                 Ok(()) => {}
+            }
+            if self.runtime.kind() == crate::runc::OciRuntime::Runsc {
+                // runsc leaves the container's (empty) cgroups behind; runc removes them.
+                if let Ok(layout) = crate::cgroup::Layout::detect() {
+                    for dir in crate::cgroup::Cgroup::new(&layout, &self.cgroups_path).dirs() {
+                        let _ = std::fs::remove_dir(dir);
+                    }
+                }
             }
             self.created = false;
         }

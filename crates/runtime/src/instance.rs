@@ -7,7 +7,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,15 +111,41 @@ struct Running {
     cpu_millis: u64,
 }
 
+/// CPU state shared with the task that ends the startup boost.
+#[derive(Default)]
+struct CpuState {
+    boosted: AtomicBool,
+    /// Throttled to nearly nothing between requests; also pauses liveness probes, which
+    /// could not get an answer from a starved container.
+    idle: AtomicBool,
+    frozen: AtomicBool,
+}
+
 pub struct Instance {
     spec: InstanceSpec,
     node: Node,
     dir: PathBuf,
     attachment: Option<Attachment>,
+    /// Bind-mounted IPC and UTS namespaces every container joins (runc only).
+    namespaces: Vec<PathBuf>,
     volumes: Vec<PathBuf>,
     containers: Vec<Running>,
     logs: Arc<LogBuffer>,
     restarts: u32,
+    cpu: Arc<CpuState>,
+    /// Wakes liveness tasks when `idle` or `frozen` change.
+    cpu_changed: tokio::sync::watch::Sender<()>,
+    boost_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What starting one container needs, prepared before anything starts.
+struct Prepared {
+    index: usize,
+    spec: ContainerSpec,
+    image: ImageRecord,
+    startup: Option<ProbeSpec>,
+    liveness: Option<ProbeSpec>,
+    cpu_millis: u64,
 }
 
 /// Checks everything that can be checked before anything is created, and returns the order
@@ -183,6 +210,8 @@ pub fn validate(spec: &InstanceSpec) -> Result<Vec<usize>, RuntimeError> {
         }
     }
     for c in &spec.containers {
+        crate::container::validate_limits(&c.limits)
+            .map_err(|e| RuntimeError::Invalid(format!("container {}: {e}", c.name)))?;
         for (volume, path) in &c.volume_mounts {
             if !volume_names.contains(volume.as_str()) {
                 return invalid(format!(
@@ -250,16 +279,10 @@ fn start_order(containers: &[ContainerDef]) -> Result<Vec<usize>, RuntimeError> 
     Ok(order)
 }
 
-/// Mode 0777, as Kubernetes gives an `emptyDir`, so a non-root container can write to it.
-fn mount_volume(target: &Path, size: i64) -> Result<(), RuntimeError> {
-    std::fs::create_dir(target).context(|| format!("creating {}", target.display()))?;
-    crate::container::mount_tmpfs(target, size, 0o777)
-}
-
 impl Instance {
     /// Starts the instance and returns once every container has passed its startup probe.
-    /// On failure everything is undone and the error names the container, the reason and
-    /// its last log lines.
+    /// On failure (or if this future is dropped) everything is undone; the error names the
+    /// container, the reason and its last log lines.
     pub async fn start(spec: InstanceSpec, node: &Node) -> Result<Instance, RuntimeError> {
         validate(&spec)?;
         let dir = node.state_dir.join(&spec.id);
@@ -269,29 +292,24 @@ impl Instance {
             node: node.clone(),
             dir,
             attachment: None,
+            namespaces: Vec::new(),
             volumes: Vec::new(),
             containers: Vec::new(),
             logs: Arc::new(LogBuffer::new(LOG_BYTES)),
             restarts: 0,
+            cpu: Arc::new(CpuState::default()),
+            cpu_changed: tokio::sync::watch::Sender::new(()),
+            boost_task: None,
         };
         let network = node.network.clone();
         let id = instance.spec.id.clone();
-        let attached = tokio::task::spawn_blocking(move || network.attach(&id)).await;
-        match attached {
-            Ok(Ok(a)) => instance.attachment = Some(a),
-            Ok(Err(e)) => {
-                instance.teardown().await;
-                return Err(RuntimeError::Invalid(format!(
-                    "attaching the instance: {e}"
-                )));
-            }
-            Err(e) => {
-                instance.teardown().await;
-                return Err(RuntimeError::Invalid(format!(
-                    "attaching the instance: {e}"
-                )));
-            }
-        }
+        let attached = tokio::task::spawn_blocking(move || network.attach(&id))
+            .await
+            .map_err(|e| RuntimeError::Invalid(format!("attaching the instance: {e}")))?;
+        // From here on, `instance` undoes everything when dropped, also mid-way.
+        instance.attachment = Some(
+            attached.map_err(|e| RuntimeError::Invalid(format!("attaching the instance: {e}")))?,
+        );
         match instance.bring_up().await {
             Ok(()) => Ok(instance),
             Err(e) => {
@@ -326,11 +344,10 @@ impl Instance {
 
     /// The host pid of a container's init.
     pub fn pid(&self, container: &str) -> Option<i32> {
-        self.running(container).map(|r| r.container.pid())
-    }
-
-    fn running(&self, container: &str) -> Option<&Running> {
-        self.containers.iter().find(|r| r.name == container)
+        self.containers
+            .iter()
+            .find(|r| r.name == container)
+            .map(|r| r.container.pid())
     }
 
     fn total_memory(&self) -> i64 {
@@ -341,143 +358,132 @@ impl Instance {
             .sum()
     }
 
+    /// Volumes, shared namespaces, then the containers: each starts as soon as those it
+    /// depends on are ready, so independent containers start together, as Cloud Run does.
     async fn bring_up(&mut self) -> Result<(), RuntimeError> {
-        let order = start_order(&self.spec.containers)?;
         let generation = if self.restarts == 0 {
             String::new()
         } else {
             format!("r{}", self.restarts)
         };
-        let volume_dir = self.dir.join(format!("volumes{generation}"));
-        std::fs::create_dir(&volume_dir)
-            .context(|| format!("creating {}", volume_dir.display()))?;
-        let mut volume_paths = HashMap::new();
-        for v in &self.spec.volumes {
-            let path = volume_dir.join(&v.name);
-            let size = v.size_bytes.unwrap_or(self.total_memory() / 2);
-            mount_volume(&path, size)?;
-            self.volumes.push(path.clone());
-            volume_paths.insert(v.name.clone(), path);
-        }
-        let attachment = self
-            .attachment
-            .clone()
-            .ok_or_else(|| RuntimeError::Invalid("the instance has no network".into()))?;
         let gen2 = self.node.runtime.kind() == OciRuntime::Runc;
-        let (host_cpu_millis, _) = crate::container::host_capacity();
+        let volume_paths = self.mount_volumes(&generation)?;
+        if gen2 {
+            self.pin_namespaces(&generation).await?;
+        }
         let state = self.dir.join(format!("containers{generation}"));
         std::fs::create_dir(&state).context(|| format!("creating {}", state.display()))?;
+        let mut prepared: Vec<Option<Prepared>> = Vec::new();
+        for index in 0..self.spec.containers.len() {
+            prepared.push(Some(self.prepare(
+                index,
+                &generation,
+                &volume_paths,
+                gen2,
+            )?));
+        }
+        self.cpu
+            .boosted
+            .store(self.spec.cpu_boost, Ordering::SeqCst);
 
-        for index in order {
-            let def = self.spec.containers[index].clone();
-            let config = self
-                .node
-                .store
-                .read_blob(&def.image.config_digest)?
-                .ok_or_else(|| {
-                    RuntimeError::Invalid(format!(
-                        "image {} has no config blob in the store",
-                        def.image.reference
-                    ))
-                })?;
-            let config: serde_json::Value = serde_json::from_slice(&config).map_err(|e| {
-                RuntimeError::Invalid(format!("image {}: config: {e}", def.image.reference))
-            })?;
-            let image_process = ImageProcess::from_config(&config);
-            let mut platform = self.spec.platform_env.clone();
-            if let Some(port) = def.port {
-                platform.push(("PORT".into(), port.to_string()));
+        let count = self.spec.containers.len();
+        let mut ready = vec![false; count];
+        let mut starting = tokio::task::JoinSet::new();
+        let mut probing = tokio::task::JoinSet::new();
+        let address = std::net::IpAddr::V4(self.address());
+        let mut failure = None;
+        while failure.is_none() && ready.iter().any(|r| !r) {
+            for (index, slot) in prepared.iter_mut().enumerate() {
+                let deps_ready = self.spec.containers[index].depends_on.iter().all(|d| {
+                    self.spec
+                        .containers
+                        .iter()
+                        .zip(&ready)
+                        .any(|(c, r)| &c.name == d && *r)
+                });
+                if slot.is_some() && deps_ready {
+                    let Some(p) = slot.take() else { continue };
+                    let (store, runtime, logs) = (
+                        self.node.store.clone(),
+                        self.node.runtime.clone(),
+                        self.logs.clone(),
+                    );
+                    let state_dir = state.clone();
+                    starting.spawn_blocking(move || {
+                        let started = Container::start_with_logs(
+                            &p.spec, &store, &p.image, &runtime, &state_dir, logs,
+                        );
+                        (p, started)
+                    });
+                }
             }
-            let env = process::merge_env(&image_process.env, &def.overrides.env, &platform);
-            let argv = process::resolve_argv(&image_process, &def.overrides, &env)
-                .map_err(|e| RuntimeError::Invalid(format!("container {}: {e}", def.name)))?;
-            let cwd = process::working_dir(&image_process, &def.overrides)
-                .map_err(|e| RuntimeError::Invalid(format!("container {}: {e}", def.name)))?;
-            let user = def.user.clone().unwrap_or(image_process.user.clone());
-            let mut limits = def.limits;
-            if self.spec.cpu_boost {
-                limits.cpu_millis = (limits.cpu_millis * 2).min(host_cpu_millis);
-            }
-            let spec = ContainerSpec {
-                id: format!("{}-{index}{generation}", self.spec.id),
-                name: def.name.clone(),
-                process: ProcessSpec {
-                    argv,
-                    env,
-                    cwd,
-                    user: User::Image(user),
-                },
-                limits,
-                hostname: self.spec.id.clone(),
-                netns: Some(attachment.netns_path.clone()),
-                // gVisor runs each container in its own sandbox, which cannot join another's
-                // IPC or UTS namespace; the network namespace is still shared.
-                share_ipc_uts_with: match self.containers.first() {
-                    Some(first) if gen2 => Some(first.container.pid()),
-                    _ => None,
-                },
-                hosts: self.spec.hosts.clone(),
-                volumes: def
-                    .volume_mounts
-                    .iter()
-                    .map(|(volume, path)| VolumeMount {
-                        source: volume_paths[volume].clone(),
-                        destination: path.clone(),
-                        read_only: false,
-                    })
-                    .collect(),
-                dmi_product_name: gen2.then(|| "Google Compute Engine".to_string()),
-            };
-            let (store, runtime, logs) = (
-                self.node.store.clone(),
-                self.node.runtime.clone(),
-                self.logs.clone(),
-            );
-            let image = def.image.clone();
-            let state_dir = state.clone();
-            let container = tokio::task::spawn_blocking(move || {
-                Container::start_with_logs(&spec, &store, &image, &runtime, &state_dir, logs)
-            })
-            .await
-            .map_err(|e| RuntimeError::Invalid(format!("starting {}: {e}", def.name)))?
-            .map_err(|e| RuntimeError::Invalid(format!("container {}: {e}", def.name)))?;
-            let container = Arc::new(container);
-            let (unhealthy_tx, unhealthy) = tokio::sync::watch::channel(None);
-            self.containers.push(Running {
-                name: def.name.clone(),
-                container: container.clone(),
-                unhealthy,
-                liveness_task: None,
-                cpu_millis: def.limits.cpu_millis,
-            });
-            let probe = def
-                .startup_probe
-                .clone()
-                .or_else(|| def.port.map(ProbeSpec::default_startup));
-            if let Some(probe) = probe {
-                let address = std::net::IpAddr::V4(attachment.address);
-                tokio::select! {
-                    passed = health::wait_startup(address, &probe) => {
-                        if let Err(failure) = passed {
-                            return Err(self.not_ready(&def.name, &failure.to_string()));
+            tokio::select! {
+                Some(joined) = starting.join_next() => match joined {
+                    Ok((p, Ok(container))) => {
+                        let container = Arc::new(container);
+                        let name = self.spec.containers[p.index].name.clone();
+                        let (unhealthy_tx, unhealthy) = tokio::sync::watch::channel(None);
+                        self.containers.push(Running {
+                            name: name.clone(),
+                            container: container.clone(),
+                            unhealthy,
+                            liveness_task: None,
+                            cpu_millis: p.cpu_millis,
+                        });
+                        let liveness = p.liveness.clone();
+                        match p.startup.clone() {
+                            Some(probe) => {
+                                probing.spawn(async move {
+                                    let outcome = tokio::select! {
+                                        passed = health::wait_startup(address, &probe) => passed.map_err(|f| f.to_string()),
+                                        exit = container.exited() => Err(describe_exit(&exit)),
+                                    };
+                                    (p.index, name, liveness, unhealthy_tx, outcome)
+                                });
+                            }
+                            None => {
+                                probing.spawn(async move { (p.index, name, liveness, unhealthy_tx, Ok(())) });
+                            }
                         }
                     }
-                    exit = container.exited() => {
-                        return Err(self.not_ready(&def.name, &describe_exit(&exit)));
+                    Ok((p, Err(e))) => {
+                        let name = &self.spec.containers[p.index].name;
+                        failure = Some(RuntimeError::Invalid(format!("container {name}: {e}")));
                     }
+                    Err(e) => failure = Some(RuntimeError::Invalid(format!("starting a container: {e}"))),
+                },
+                Some(joined) = probing.join_next() => match joined {
+                    Ok((index, name, liveness, unhealthy_tx, Ok(()))) => {
+                        ready[index] = true;
+                        if let Some(probe) = liveness {
+                            let task = self.spawn_liveness(address, probe, unhealthy_tx);
+                            if let Some(r) = self.containers.iter_mut().find(|r| r.name == name) {
+                                r.liveness_task = Some(task);
+                            }
+                        }
+                    }
+                    Ok((_, name, _, _, Err(reason))) => failure = Some(self.not_ready(&name, &reason)),
+                    Err(e) => failure = Some(RuntimeError::Invalid(format!("probing a container: {e}"))),
+                },
+            }
+        }
+        if let Some(failure) = failure {
+            // Probes stop now; starts in flight finish, and their containers are kept so
+            // that teardown removes them.
+            probing.abort_all();
+            while probing.join_next().await.is_some() {}
+            while let Some(joined) = starting.join_next().await {
+                if let Ok((p, Ok(container))) = joined {
+                    self.containers.push(Running {
+                        name: self.spec.containers[p.index].name.clone(),
+                        container: Arc::new(container),
+                        unhealthy: tokio::sync::watch::channel(None).1,
+                        liveness_task: None,
+                        cpu_millis: p.cpu_millis,
+                    });
                 }
             }
-            // Liveness probing begins once the container has started, as in Kubernetes.
-            if let Some(probe) = def.liveness_probe.clone() {
-                let address = std::net::IpAddr::V4(attachment.address);
-                let task = tokio::spawn(async move {
-                    let failure = health::watch_liveness(address, &probe).await;
-                    let _ = unhealthy_tx.send(Some(failure.to_string()));
-                });
-                if let Some(running) = self.containers.last_mut() {
-                    running.liveness_task = Some(task);
-                }
-            }
+            return Err(failure);
         }
         if self.spec.cpu_boost {
             self.end_boost_later();
@@ -485,25 +491,216 @@ impl Instance {
         Ok(())
     }
 
+    /// The container's final spec: argv, env and working directory from the image and
+    /// the template, the platform's variables, limits (boosted), mounts, namespaces.
+    fn prepare(
+        &self,
+        index: usize,
+        generation: &str,
+        volume_paths: &HashMap<String, PathBuf>,
+        gen2: bool,
+    ) -> Result<Prepared, RuntimeError> {
+        let def = &self.spec.containers[index];
+        let fail = |e: String| RuntimeError::Invalid(format!("container {}: {e}", def.name));
+        let config = self
+            .node
+            .store
+            .read_blob(&def.image.config_digest)?
+            .ok_or_else(|| {
+                fail(format!(
+                    "image {} has no config in the store",
+                    def.image.reference
+                ))
+            })?;
+        let config: serde_json::Value = serde_json::from_slice(&config)
+            .map_err(|e| fail(format!("image {}: config: {e}", def.image.reference)))?;
+        let image_process = ImageProcess::from_config(&config);
+        let mut platform = self.spec.platform_env.clone();
+        if let Some(port) = def.port {
+            platform.push(("PORT".into(), port.to_string()));
+        }
+        let env = process::merge_env(&image_process.env, &def.overrides.env, &platform);
+        let argv = process::resolve_argv(&image_process, &def.overrides, &env)
+            .map_err(|e| fail(e.to_string()))?;
+        let cwd = process::working_dir(&image_process, &def.overrides)
+            .map_err(|e| fail(e.to_string()))?;
+        let user = def.user.clone().unwrap_or(image_process.user.clone());
+        let mut limits = def.limits;
+        if self.spec.cpu_boost {
+            let (host_cpu_millis, _) = crate::container::host_capacity();
+            limits.cpu_millis = (limits.cpu_millis * 2).min(host_cpu_millis);
+        }
+        let attachment = self
+            .attachment
+            .as_ref()
+            .ok_or_else(|| RuntimeError::Invalid("the instance has no network".into()))?;
+        let mut volumes = Vec::new();
+        for (volume, path) in &def.volume_mounts {
+            let source = volume_paths
+                .get(volume)
+                .ok_or_else(|| fail(format!("volume {volume:?} is not defined")))?;
+            volumes.push(VolumeMount {
+                source: source.clone(),
+                destination: path.clone(),
+                read_only: false,
+            });
+        }
+        let spec = ContainerSpec {
+            id: format!("{}-{index}{generation}", self.spec.id),
+            name: def.name.clone(),
+            process: ProcessSpec {
+                argv,
+                env,
+                cwd,
+                user: User::Image(user),
+            },
+            limits,
+            hostname: self.spec.id.clone(),
+            netns: Some(attachment.netns_path.clone()),
+            // gVisor runs each container in its own sandbox, which cannot join another's
+            // IPC or UTS namespace; the network namespace is still shared.
+            shared_namespaces: if gen2 {
+                Some((self.namespaces[0].clone(), self.namespaces[1].clone()))
+            } else {
+                None
+            },
+            hosts: self.spec.hosts.clone(),
+            volumes,
+            dmi_product_name: gen2.then(|| "Google Compute Engine".to_string()),
+        };
+        Ok(Prepared {
+            index,
+            spec,
+            image: def.image.clone(),
+            startup: def
+                .startup_probe
+                .clone()
+                .or_else(|| def.port.map(ProbeSpec::default_startup)),
+            liveness: def.liveness_probe.clone(),
+            cpu_millis: def.limits.cpu_millis,
+        })
+    }
+
+    fn mount_volumes(
+        &mut self,
+        generation: &str,
+    ) -> Result<HashMap<String, PathBuf>, RuntimeError> {
+        let volume_dir = self.dir.join(format!("volumes{generation}"));
+        std::fs::create_dir(&volume_dir)
+            .context(|| format!("creating {}", volume_dir.display()))?;
+        let mut paths = HashMap::new();
+        for v in self.spec.volumes.clone() {
+            let path = volume_dir.join(&v.name);
+            let size = v.size_bytes.unwrap_or(self.total_memory() / 2);
+            std::fs::create_dir(&path).context(|| format!("creating {}", path.display()))?;
+            // Mode 0777, as Kubernetes gives an `emptyDir`, so a non-root user can write.
+            crate::container::mount_tmpfs(&path, size, 0o777)?;
+            self.volumes.push(path.clone());
+            paths.insert(v.name, path);
+        }
+        Ok(paths)
+    }
+
+    /// The IPC and UTS namespaces the containers share, made first and kept by bind mounts
+    /// (as `ip netns` keeps network namespaces): every container joins them by path, so
+    /// none depends on another's process, whose pid could be reused once it exits.
+    async fn pin_namespaces(&mut self, generation: &str) -> Result<(), RuntimeError> {
+        let dir = self.dir.join(format!("ns{generation}"));
+        std::fs::create_dir(&dir).context(|| format!("creating {}", dir.display()))?;
+        let (ipc, uts) = (dir.join("ipc"), dir.join("uts"));
+        for f in [&ipc, &uts] {
+            std::fs::write(f, b"").context(|| format!("creating {}", f.display()))?;
+        }
+        let mut unshare = tokio::process::Command::new("unshare");
+        unshare
+            .arg(format!("--ipc={}", ipc.display()))
+            .arg(format!("--uts={}", uts.display()))
+            .arg("true");
+        let out = unshare
+            .output()
+            .await
+            .context(|| "running unshare to make the instance's IPC and UTS namespaces".into())?;
+        let mounted = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for f in [&ipc, &uts] {
+            if mounted.contains(&format!(" {} ", f.display())) {
+                self.namespaces.push(f.clone());
+            }
+        }
+        if !out.status.success() || self.namespaces.len() != 2 {
+            return Err(RuntimeError::Command {
+                command: "unshare --ipc --uts".into(),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// The error for a container that did not become ready, with its last log lines.
     fn not_ready(&self, container: &str, reason: &str) -> RuntimeError {
-        let last_logs = self
+        let lines: Vec<String> = self
             .logs
             .entries()
             .into_iter()
             .filter(|e| e.container == container)
             .map(|e| e.text)
-            .collect::<Vec<_>>();
-        let tail = last_logs[last_logs.len().saturating_sub(10)..].to_vec();
+            .collect();
         RuntimeError::NotReady {
             container: container.to_string(),
             reason: reason.to_string(),
-            last_logs: tail,
+            last_logs: lines[lines.len().saturating_sub(10)..].to_vec(),
         }
     }
 
-    /// After the boost window, each container goes back to its own CPU limit.
-    fn end_boost_later(&self) {
+    /// The liveness probe of one container, paused while the instance is idle-throttled or
+    /// frozen (a starved container cannot answer; Cloud Run gives probes CPU).
+    fn spawn_liveness(
+        &self,
+        address: std::net::IpAddr,
+        probe: ProbeSpec,
+        verdict: tokio::sync::watch::Sender<Option<String>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let cpu = self.cpu.clone();
+        let mut changed = self.cpu_changed.subscribe();
+        tokio::spawn(async move {
+            loop {
+                while cpu.idle.load(Ordering::SeqCst) || cpu.frozen.load(Ordering::SeqCst) {
+                    if changed.changed().await.is_err() {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    failure = health::watch_liveness(address, &probe) => {
+                        let _ = verdict.send(Some(failure.to_string()));
+                        return;
+                    }
+                    // Paused: the count of failures starts again afterwards.
+                    Ok(()) = changed.changed() => continue,
+                }
+            }
+        })
+    }
+
+    /// The CPU each container gets now: almost none when idle, twice its limit during the
+    /// startup boost, its limit otherwise.
+    fn apply_cpu(&self) -> Result<(), RuntimeError> {
+        let (host_cpu_millis, _) = crate::container::host_capacity();
+        for r in &self.containers {
+            let millis = if self.cpu.idle.load(Ordering::SeqCst) {
+                IDLE_CPU_MILLIS
+            } else if self.cpu.boosted.load(Ordering::SeqCst) {
+                (r.cpu_millis * 2).min(host_cpu_millis)
+            } else {
+                r.cpu_millis
+            };
+            Cgroup::new(&self.node.cgroups, r.container.cgroups_path()).set_cpu(millis)?;
+        }
+        Ok(())
+    }
+
+    /// After the boost window, each container goes back to its own CPU limit (unless the
+    /// instance is idle, in which case it stays throttled).
+    fn end_boost_later(&mut self) {
         let cgroups: Vec<(Cgroup, u64)> = self
             .containers
             .iter()
@@ -514,76 +711,91 @@ impl Instance {
                 )
             })
             .collect();
-        tokio::spawn(async move {
+        let cpu = self.cpu.clone();
+        self.boost_task = Some(tokio::spawn(async move {
             tokio::time::sleep(BOOST_AFTER_READY).await;
-            for (cgroup, millis) in cgroups {
-                // The instance may be gone by now; its cgroup with it.
-                let _ = cgroup.set_cpu(millis);
+            cpu.boosted.store(false, Ordering::SeqCst);
+            if !cpu.idle.load(Ordering::SeqCst) {
+                for (cgroup, millis) in cgroups {
+                    if let Err(e) = cgroup.set_cpu(millis) {
+                        tracing::warn!("ending the CPU boost: {e}");
+                    }
+                }
             }
-        });
+        }));
     }
 
     /// Resolves at the first event: a container exits, or a liveness probe fails its
     /// threshold. Cancel-safe and repeatable: the probes run on their own, so calling it
     /// again neither restarts them nor loses a verdict.
     pub async fn watch(&self) -> InstanceEvent {
-        let mut waits = tokio::task::JoinSet::new();
-        for r in &self.containers {
-            let (name, container) = (r.name.clone(), r.container.clone());
-            let mut unhealthy = r.unhealthy.clone();
-            waits.spawn(async move {
+        if self.containers.is_empty() {
+            return std::future::pending().await;
+        }
+        let waits = self.containers.iter().map(|r| {
+            Box::pin(async move {
+                let mut unhealthy = r.unhealthy.clone();
                 tokio::select! {
-                    exit = container.exited() => InstanceEvent::Exited {
-                        container: name,
+                    exit = r.container.exited() => InstanceEvent::Exited {
+                        container: r.name.clone(),
                         exit,
                     },
                     Ok(verdict) = unhealthy.wait_for(Option::is_some) => InstanceEvent::Unhealthy {
-                        container: name,
+                        container: r.name.clone(),
                         reason: verdict.clone().unwrap_or_default(),
                     },
                 }
-            });
-        }
-        // Dropping the set (when this future is dropped) aborts the other waits.
-        loop {
-            match waits.join_next().await {
-                Some(Ok(event)) => return event,
-                Some(Err(_)) => continue,
-                None => return std::future::pending().await,
-            }
-        }
+            })
+        });
+        futures_util::future::select_all(waits).await.0
     }
 
     /// Kills every container (SIGKILL, as Cloud Run does on a failed liveness probe) and
-    /// starts them afresh, in the same network namespace with fresh in-memory volumes.
+    /// starts them afresh, in the same network namespace with fresh in-memory volumes and
+    /// namespaces. If that fails the instance holds no containers; stop it.
     pub async fn restart(&mut self) -> Result<(), RuntimeError> {
         self.stop_containers(Duration::ZERO).await;
-        self.unmount_volumes();
+        self.release_mounts();
         self.restarts += 1;
-        self.bring_up().await
+        let started = self.bring_up().await;
+        if started.is_err() {
+            self.stop_containers(Duration::ZERO).await;
+            self.release_mounts();
+        }
+        started
     }
 
-    /// Caps every container's CPU at nearly nothing (`true`) or gives it back its limit:
-    /// Cloud Run's CPU allocated only during requests. A write to each cgroup, microseconds.
+    /// Caps every container's CPU at nearly nothing (`true`) or gives it back (its limit,
+    /// or the boost while that lasts): Cloud Run's CPU allocated only during requests.
+    /// A write to each cgroup: microseconds.
     pub fn throttle(&self, idle: bool) -> Result<(), RuntimeError> {
-        for r in &self.containers {
-            let cgroup = Cgroup::new(&self.node.cgroups, r.container.cgroups_path());
-            cgroup.set_cpu(if idle { IDLE_CPU_MILLIS } else { r.cpu_millis })?;
-        }
-        Ok(())
+        self.cpu.idle.store(idle, Ordering::SeqCst);
+        self.cpu_changed.send_replace(());
+        self.apply_cpu()
     }
 
-    /// Freezes (`true`) or thaws every container's processes.
-    pub fn freeze(&self, frozen: bool) -> Result<(), RuntimeError> {
-        for r in &self.containers {
-            let cgroup = Cgroup::new(&self.node.cgroups, r.container.cgroups_path());
-            if frozen {
-                cgroup.freeze()?;
-            } else {
-                cgroup.thaw()?;
+    /// Freezes (`true`) or thaws every container's processes. Freezing waits until the
+    /// kernel reports them frozen (up to a few hundred ms for a busy, throttled one).
+    pub async fn freeze(&self, frozen: bool) -> Result<(), RuntimeError> {
+        self.cpu.frozen.store(frozen, Ordering::SeqCst);
+        self.cpu_changed.send_replace(());
+        let cgroups: Vec<Cgroup> = self
+            .containers
+            .iter()
+            .map(|r| Cgroup::new(&self.node.cgroups, r.container.cgroups_path()))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            for cgroup in cgroups {
+                if frozen {
+                    cgroup.freeze()?;
+                } else {
+                    cgroup.thaw()?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
+        .map_err(|e| RuntimeError::Invalid(format!("freezing: {e}")))?
     }
 
     /// Every container gets SIGTERM at once, then SIGKILL after `grace` (the contract: 10 s);
@@ -595,22 +807,27 @@ impl Instance {
     }
 
     async fn stop_containers(&mut self, grace: Duration) -> Vec<(String, ExitInfo)> {
-        // Frozen processes cannot act on SIGTERM.
-        let _ = self.freeze(false);
-        let running: Vec<Running> = self.containers.drain(..).collect();
-        for r in &running {
-            if let Some(task) = &r.liveness_task {
-                task.abort();
-            }
+        if let Some(task) = self.boost_task.take() {
+            task.abort();
         }
+        if self.cpu.frozen.load(Ordering::SeqCst) {
+            // Frozen processes cannot act on SIGTERM.
+            let _ = self.freeze(false).await;
+        }
+        let running: Vec<Running> = self.containers.drain(..).collect();
         let stops: Vec<_> = running
             .into_iter()
             .map(|r| {
+                if let Some(task) = &r.liveness_task {
+                    task.abort();
+                }
                 tokio::task::spawn_blocking(move || {
                     let exit = r.container.stop(grace);
-                    // The last reference: dropping it removes the container's every trace.
-                    if let Ok(container) = Arc::try_unwrap(r.container) {
-                        container.destroy();
+                    // Nothing else holds the container (watch borrows it), so this is the
+                    // last reference and every trace goes with it.
+                    match Arc::try_unwrap(r.container) {
+                        Ok(container) => container.destroy(),
+                        Err(_) => tracing::warn!("container {} is still shared", r.name),
                     }
                     (r.name, exit)
                 })
@@ -627,8 +844,9 @@ impl Instance {
         exits
     }
 
-    fn unmount_volumes(&mut self) {
-        for path in self.volumes.drain(..) {
+    /// Unmounts the volumes and the pinned namespaces.
+    fn release_mounts(&mut self) {
+        for path in self.volumes.drain(..).chain(self.namespaces.drain(..)) {
             if let Err(e) = crate::container::unmount(&path) {
                 tracing::warn!("{e}");
             }
@@ -637,12 +855,41 @@ impl Instance {
 
     async fn teardown(&mut self) {
         self.stop_containers(Duration::ZERO).await;
-        self.unmount_volumes();
+        let network = self.node.network.clone();
+        let mut rest = self.take_leftovers();
+        let _ = tokio::task::spawn_blocking(move || rest.cleanup(&network)).await;
+    }
+}
+
+/// What remains to undo once the containers are gone (or, from `Drop`, whatever remains).
+struct Leftovers {
+    id: String,
+    dir: PathBuf,
+    attachment: Option<Attachment>,
+    mounts: Vec<PathBuf>,
+    containers: Vec<Running>,
+}
+
+impl Leftovers {
+    /// Synchronous and best effort: every step is tried, failures are logged.
+    fn cleanup(&mut self, network: &Network) {
+        for r in self.containers.drain(..) {
+            if let Some(task) = &r.liveness_task {
+                task.abort();
+            }
+            let _ = r.container.stop(Duration::ZERO);
+            if let Ok(container) = Arc::try_unwrap(r.container) {
+                container.destroy();
+            }
+        }
+        for path in self.mounts.drain(..) {
+            if let Err(e) = crate::container::unmount(&path) {
+                tracing::warn!("{e}");
+            }
+        }
         if let Some(a) = self.attachment.take() {
-            let network = self.node.network.clone();
-            let released = tokio::task::spawn_blocking(move || a.release(&network)).await;
-            if let Ok(Err(e)) = released {
-                tracing::warn!("releasing the network of {}: {e}", self.spec.id);
+            if let Err(e) = a.release(network) {
+                tracing::warn!("releasing the network of {}: {e}", self.id);
             }
         }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
@@ -650,6 +897,37 @@ impl Instance {
                 tracing::warn!("removing {}: {e}", self.dir.display());
             }
         }
+    }
+}
+
+impl Instance {
+    fn take_leftovers(&mut self) -> Leftovers {
+        if let Some(task) = self.boost_task.take() {
+            task.abort();
+        }
+        Leftovers {
+            id: self.spec.id.clone(),
+            dir: std::mem::take(&mut self.dir),
+            attachment: self.attachment.take(),
+            mounts: self
+                .volumes
+                .drain(..)
+                .chain(self.namespaces.drain(..))
+                .collect(),
+            containers: self.containers.drain(..).collect(),
+        }
+    }
+}
+
+/// An instance dropped without `stop` (a cancelled `start`, a panic, a forgotten handle)
+/// still removes everything: containers killed, mounts, network and directory released.
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if self.dir.as_os_str().is_empty() {
+            return;
+        }
+        let mut rest = self.take_leftovers();
+        rest.cleanup(&self.node.network);
     }
 }
 

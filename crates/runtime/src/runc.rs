@@ -142,9 +142,14 @@ impl Runtime {
         self.run(&["start", id]).map(drop)
     }
 
-    /// Sends `signal` (e.g. "TERM", "KILL") to every process of the container.
-    pub fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError> {
-        self.run(&["kill", "--all", id, signal]).map(drop)
+    /// Sends `signal` (e.g. "TERM", "KILL") to the container's init, or with `all` to every
+    /// process of the container.
+    pub fn kill(&self, id: &str, signal: &str, all: bool) -> Result<(), RuntimeError> {
+        if all {
+            self.run(&["kill", "--all", id, signal]).map(drop)
+        } else {
+            self.run(&["kill", id, signal]).map(drop)
+        }
     }
 
     /// Removes the container's state (and its cgroup); `force` kills what still runs.

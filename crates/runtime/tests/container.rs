@@ -105,7 +105,7 @@ fn spec(id: &str, argv: &[&str], env: &[(&str, &str)]) -> ContainerSpec {
         },
         hostname: id.into(),
         netns: None,
-        share_ipc_uts_with: None,
+        shared_namespaces: None,
         hosts: vec![],
         volumes: vec![],
         dmi_product_name: None,

@@ -151,13 +151,34 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// Nothing of the instance remains: no runc container, mount, netns or state directory.
 fn assert_gone(env: &Env, id: &str) {
+    let ours = |name: &str| name == id || name.starts_with(&format!("{id}-"));
     let left = env.node.runtime.list().unwrap();
-    assert!(
-        !left.iter().any(|c| c.starts_with(id)),
-        "runc still knows {left:?}"
-    );
+    assert!(!left.iter().any(|c| ours(c)), "runc still knows {left:?}");
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    assert!(!mounts.contains(id), "a mount of {id} remains");
+    assert!(
+        !mounts.contains(&format!("/{id}/")),
+        "a mount of {id} remains"
+    );
+    for hierarchy in ["memory", "cpu", "pids", "freezer"] {
+        let parent = Path::new("/sys/fs/cgroup").join(hierarchy).join("homerun");
+        let leftover: Vec<String> = std::fs::read_dir(&parent)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| ours(n))
+            .collect();
+        assert!(
+            leftover.is_empty(),
+            "{hierarchy} cgroups remain: {leftover:?}"
+        );
+    }
+    let leases = std::fs::read_to_string(env.node.network.config().state_dir.join("leases.json"))
+        .unwrap_or_default();
+    assert!(
+        !leases.contains(&format!("\"{id}\"")),
+        "a lease of {id} remains: {leases}"
+    );
     let netns = std::process::Command::new("ip")
         .args(["netns", "list"])
         .output()
@@ -189,7 +210,8 @@ fn a_sidecar_is_reachable_on_localhost_and_shares_ipc_and_uts_but_not_pid() {
         &[("GCE_METADATA_HOST", "localhost:8081")],
     );
     ingress.port = Some(8080);
-    let sidecar = with_env(container("helper", &probe), &[("PORT", "8081")]);
+    let mut sidecar = with_env(container("helper", &probe), &[("PORT", "8081")]);
+    sidecar.startup_probe = Some(ProbeSpec::new(ProbeAction::Tcp { port: 8081 }));
     let envdump = shell(container("envdump", &busybox), "env; exec sleep 600");
     let spec = instance_spec(&id, vec![ingress, sidecar, envdump]);
     let rt = rt();
@@ -270,25 +292,28 @@ fn containers_start_in_depends_on_order_after_startup_probes() {
             &env.node,
         ))
         .unwrap();
-    // The app's line may still be on its way through the log pipe when its port answers.
-    let find = |entries: &[runtime::logs::LogEntry], container: &str, text: &str| {
-        entries
-            .iter()
-            .position(|e| e.container == container && e.text.contains(text))
+    // The app's process began only once the db listened, which takes the db 400 ms
+    // after its own start: start times (clock ticks since boot) are at least that apart.
+    let ticks = |pid: i32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let after_name = stat.rsplit(')').next().unwrap();
+        after_name
+            .split_whitespace()
+            .nth(19)
+            .unwrap()
+            .parse()
+            .unwrap()
     };
-    let mut entries = instance.logs().entries();
-    for _ in 0..600 {
-        if find(&entries, "app", "listening on 0.0.0.0:8080").is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        entries = instance.logs().entries();
-    }
-    let db = find(&entries, "db", "listening on 0.0.0.0:9000");
-    let app = find(&entries, "app", "listening on 0.0.0.0:8080");
+    // SAFETY: sysconf with a constant name.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let (db, app) = (
+        ticks(instance.pid("db").unwrap()),
+        ticks(instance.pid("app").unwrap()),
+    );
     assert!(
-        matches!((db, app), (Some(db), Some(app)) if db < app),
-        "{entries:?}"
+        app >= db + 4 * hz / 10,
+        "app started {} ticks after db, before db could listen",
+        app as i64 - db as i64
     );
     let report = get_json(SocketAddr::from((instance.address(), 8080)), "/");
     assert_eq!(report["env"]["PORT"], "8080");
@@ -329,7 +354,7 @@ fn in_memory_volumes_are_shared_sized_and_refuse_writes_past_their_limit() {
         lines[1].contains("tmpfs") && lines[1].contains("size=4096k"),
         "{lines:?}"
     );
-    let writer_lines = wait_for_lines(&instance, "writer", 2);
+    let writer_lines = wait_for_line(&instance, "writer", |l| l.starts_with("dd="));
     assert!(
         writer_lines
             .iter()
@@ -344,6 +369,31 @@ fn in_memory_volumes_are_shared_sized_and_refuse_writes_past_their_limit() {
     });
     rt.block_on(instance.stop(Duration::from_secs(10)));
     assert_gone(&env, &id);
+}
+
+/// The container's lines once one satisfies `found`.
+fn wait_for_line(
+    instance: &Instance,
+    container: &str,
+    found: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    for _ in 0..600 {
+        let lines: Vec<String> = instance
+            .logs()
+            .entries()
+            .into_iter()
+            .filter(|e| e.container == container)
+            .map(|e| e.text)
+            .collect();
+        if lines.iter().any(|l| found(l)) {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{container} never wrote the line: {:?}",
+        instance.logs().entries()
+    );
 }
 
 fn wait_for_lines(instance: &Instance, container: &str, n: usize) -> Vec<String> {
@@ -485,7 +535,9 @@ fn a_failed_liveness_probe_is_reported_and_restart_brings_the_instance_back() {
         .block_on(Instance::start(instance_spec(&id, vec![c]), &env.node))
         .unwrap();
     let first_pid = instance.pid("app").unwrap();
-    let event = rt.block_on(instance.watch());
+    let event = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), instance.watch()).await })
+        .expect("the liveness probe never failed");
     match event {
         InstanceEvent::Unhealthy { container, reason } => {
             assert_eq!(container, "app");
@@ -500,6 +552,36 @@ fn a_failed_liveness_probe_is_reported_and_restart_brings_the_instance_back() {
     assert_eq!(report["env"]["PORT"], "8080");
     rt.block_on(instance.stop(Duration::from_secs(10)));
     assert_gone(&env, &id);
+}
+
+/// The v1 freezer's state of the process's cgroup (this host is hybrid), or v2's
+/// `cgroup.events` read as the same words.
+fn freezer_state(pid: i32) -> String {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+        let rel = path.trim_start_matches('/');
+        if controllers == "freezer" {
+            let file = Path::new("/sys/fs/cgroup/freezer")
+                .join(rel)
+                .join("freezer.state");
+            return std::fs::read_to_string(file).unwrap().trim().to_string();
+        }
+        if controllers.is_empty() && Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            let events = std::fs::read_to_string(
+                Path::new("/sys/fs/cgroup").join(rel).join("cgroup.events"),
+            )
+            .unwrap();
+            return if events.contains("frozen 1") {
+                "FROZEN"
+            } else {
+                "THAWED"
+            }
+            .into();
+        }
+    }
+    panic!("no freezer cgroup in {cgroup}");
 }
 
 fn quota_us(pid: i32) -> i64 {
@@ -548,25 +630,18 @@ fn cpu_is_boosted_at_startup_throttled_when_idle_and_processes_freeze() {
     assert_eq!(quota_us(pid), 100_000);
     instance.throttle(true).unwrap();
     assert_eq!(quota_us(pid), 1_000);
+    // Back from idle within the boost window: boosted again, not cut to the limit.
     instance.throttle(false).unwrap();
-    assert_eq!(quota_us(pid), 50_000);
+    assert_eq!(quota_us(pid), 100_000);
 
     let addr = SocketAddr::from((instance.address(), 8080));
-    instance.freeze(true).unwrap();
-    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let state = state
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    assert!(state != "R", "a frozen process is not running: {state}");
+    rt.block_on(instance.freeze(true)).unwrap();
+    assert_eq!(freezer_state(pid), "FROZEN");
     // A frozen server cannot answer (the kernel still accepts the connection).
     let answered = testkit::http::get(addr, "/", Duration::from_millis(300));
     assert!(answered.is_err(), "{answered:?}");
-    instance.freeze(false).unwrap();
+    rt.block_on(instance.freeze(false)).unwrap();
+    assert_eq!(freezer_state(pid), "THAWED");
     assert_eq!(get_json(addr, "/")["env"]["PORT"], "8080");
     rt.block_on(instance.stop(Duration::from_secs(10)));
     assert_gone(&env, &id);
@@ -585,7 +660,17 @@ fn the_contract_holds_under_runsc() {
     let instance = rt
         .block_on(Instance::start(instance_spec(&id, vec![c]), &env.node))
         .unwrap();
-    let report = get_json(SocketAddr::from((instance.address(), 8080)), "/");
+    let addr = SocketAddr::from((instance.address(), 8080));
+    let mut report = get_json(addr, "/");
+    // The probe's one-byte read of stdin runs on its own thread, which gVisor may not have
+    // scheduled yet when the first request comes: it must end in EOF, never data.
+    for _ in 0..100 {
+        if report["stdin"] != "blocked" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        report = get_json(addr, "/");
+    }
     assert_eq!(report["env"]["PORT"], "8080");
     assert_eq!(report["env"]["K_SERVICE"], "svc");
     assert_eq!(report["env"]["K_REVISION"], "svc-00001-abc");
@@ -625,8 +710,9 @@ fn recovery_after_a_crash_removes_what_the_instances_left() {
     std::mem::forget(instance);
     let recovered = runtime::recovery::recover(&env.node).unwrap();
     assert_eq!(recovered.containers, 2, "{recovered:?}");
-    // Two overlay roots, two writable tmpfs layers, one volume.
-    assert_eq!(recovered.mounts, 5, "{recovered:?}");
+    // Two overlay roots, two writable tmpfs layers, one volume, the IPC and UTS
+    // namespace files.
+    assert_eq!(recovered.mounts, 7, "{recovered:?}");
     assert_eq!(recovered.netns, 1, "{recovered:?}");
     for pid in pids {
         // The waiter threads reap them; give them a moment.
@@ -646,4 +732,77 @@ fn recovery_after_a_crash_removes_what_the_instances_left() {
         runtime::recovery::recover(&env.node).unwrap(),
         runtime::recovery::Recovered::default()
     );
+}
+
+#[test]
+fn a_default_volume_is_half_the_memory_an_exit_is_reported_and_a_failing_sidecar_undoes_all() {
+    let Some(env) = env(OciRuntime::Runc, 9) else {
+        return;
+    };
+    let busybox = pull(&env, "busybox");
+    let rt = rt();
+
+    // Two containers of 128 MiB: the volume defaults to 128 MiB, as Cloud Run sizes it.
+    let id = unique("half");
+    let mut a = shell(
+        container("a", &busybox),
+        "grep ' /v ' /proc/mounts; exec sleep 600",
+    );
+    a.volume_mounts = vec![("v".into(), "/v".into())];
+    let b = shell(container("b", &busybox), "sleep 0.3; exit 7");
+    let mut spec = instance_spec(&id, vec![a, b]);
+    spec.volumes = vec![MemoryVolume {
+        name: "v".into(),
+        size_bytes: None,
+    }];
+    let instance = rt.block_on(Instance::start(spec, &env.node)).unwrap();
+    let lines = wait_for_line(&instance, "a", |l| l.contains(" /v "));
+    assert!(
+        lines.iter().any(|l| l.contains("size=131072k")),
+        "{lines:?}"
+    );
+    let event = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), instance.watch()).await })
+        .expect("b's exit was never reported");
+    match event {
+        InstanceEvent::Exited { container, exit } => {
+            assert_eq!(container, "b");
+            assert_eq!(exit.code, Some(7));
+        }
+        other => panic!("{other:?}"),
+    }
+    rt.block_on(instance.stop(Duration::from_secs(10)));
+    assert_gone(&env, &id);
+
+    // A sidecar that dies before it is ready takes the started ingress container with it.
+    let id = unique("sidefail");
+    let good = shell(container("good", &busybox), "exec sleep 600");
+    let mut bad = shell(container("bad", &busybox), "echo no config; exit 2");
+    bad.startup_probe = Some(ProbeSpec::new(ProbeAction::Tcp { port: 9999 }));
+    let err = rt
+        .block_on(Instance::start(
+            instance_spec(&id, vec![good, bad]),
+            &env.node,
+        ))
+        .err()
+        .expect("a failing sidecar fails the instance");
+    let text = err.to_string();
+    assert!(
+        text.contains("container bad did not become ready"),
+        "{text}"
+    );
+    assert!(
+        text.contains("exited with code 2") && text.contains("no config"),
+        "{text}"
+    );
+    assert_gone(&env, &id);
+
+    // An instance dropped without stop (a cancelled start, a panic) removes everything too.
+    let id = unique("dropped");
+    let c = shell(container("c", &busybox), "exec sleep 600");
+    let instance = rt
+        .block_on(Instance::start(instance_spec(&id, vec![c]), &env.node))
+        .unwrap();
+    drop(instance);
+    assert_gone(&env, &id);
 }
