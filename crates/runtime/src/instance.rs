@@ -21,7 +21,7 @@ use crate::container::{
 use crate::error::{IoContext, RuntimeError};
 use crate::health::{self, ProbeSpec};
 use crate::logs::LogBuffer;
-use crate::net::{Attachment, Network};
+use crate::net::{Attachment, NetPool, Network};
 use crate::process::{self, ContainerOverrides, ImageProcess};
 use crate::runc::{OciRuntime, Runtime};
 
@@ -90,6 +90,8 @@ pub struct Node {
     pub network: Arc<Network>,
     pub state_dir: PathBuf,
     pub cgroups: Arc<Layout>,
+    /// Network namespaces made ahead of time; None attaches each instance's on start.
+    pub netpool: Option<Arc<NetPool>>,
 }
 
 /// Something that needs the platform's attention.
@@ -301,11 +303,17 @@ impl Instance {
             cpu_changed: tokio::sync::watch::Sender::new(()),
             boost_task: None,
         };
-        let network = node.network.clone();
-        let id = instance.spec.id.clone();
-        let attached = tokio::task::spawn_blocking(move || network.attach(&id))
-            .await
-            .map_err(|e| RuntimeError::Invalid(format!("attaching the instance: {e}")))?;
+        let pooled = node.netpool.as_ref().and_then(|pool| pool.take());
+        let attached = match pooled {
+            Some(attachment) => Ok(attachment),
+            None => {
+                let network = node.network.clone();
+                let id = instance.spec.id.clone();
+                tokio::task::spawn_blocking(move || network.attach(&id))
+                    .await
+                    .map_err(|e| RuntimeError::Invalid(format!("attaching the instance: {e}")))?
+            }
+        };
         // From here on, `instance` undoes everything when dropped, also mid-way.
         instance.attachment = Some(
             attached.map_err(|e| RuntimeError::Invalid(format!("attaching the instance: {e}")))?,
@@ -368,7 +376,8 @@ impl Instance {
         };
         let gen2 = self.node.runtime.kind() == OciRuntime::Runc;
         let volume_paths = self.mount_volumes(&generation)?;
-        if gen2 {
+        // A lone container has nobody to share with: it makes its own namespaces.
+        if gen2 && self.spec.containers.len() > 1 {
             self.pin_namespaces(&generation).await?;
         }
         let state = self.dir.join(format!("containers{generation}"));
@@ -559,10 +568,9 @@ impl Instance {
             netns: Some(attachment.netns_path.clone()),
             // gVisor runs each container in its own sandbox, which cannot join another's
             // IPC or UTS namespace; the network namespace is still shared.
-            shared_namespaces: if gen2 {
-                Some((self.namespaces[0].clone(), self.namespaces[1].clone()))
-            } else {
-                None
+            shared_namespaces: match self.namespaces.as_slice() {
+                [ipc, uts] => Some((ipc.clone(), uts.clone())),
+                _ => None,
             },
             hosts: self.spec.hosts.clone(),
             volumes,
@@ -616,17 +624,14 @@ impl Instance {
             .arg(format!("--ipc={}", ipc.display()))
             .arg(format!("--uts={}", uts.display()))
             .arg("true");
+        // Both files are unmounted on teardown from here on (a file unshare did not mount
+        // just logs a warning then).
+        self.namespaces.extend([ipc, uts]);
         let out = unshare
             .output()
             .await
             .context(|| "running unshare to make the instance's IPC and UTS namespaces".into())?;
-        let mounted = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        for f in [&ipc, &uts] {
-            if mounted.contains(&format!(" {} ", f.display())) {
-                self.namespaces.push(f.clone());
-            }
-        }
-        if !out.status.success() || self.namespaces.len() != 2 {
+        if !out.status.success() {
             return Err(RuntimeError::Command {
                 command: "unshare --ipc --uts".into(),
                 status: out.status.to_string(),

@@ -14,7 +14,7 @@ use runtime::cgroup::Layout;
 use runtime::container::{become_subreaper, Limits};
 use runtime::health::{ProbeAction, ProbeSpec};
 use runtime::instance::{ContainerDef, Instance, InstanceEvent, InstanceSpec, MemoryVolume, Node};
-use runtime::net::{Network, NetworkConfig};
+use runtime::net::{NetPool, Network, NetworkConfig};
 use runtime::process::ContainerOverrides;
 use runtime::runc::{OciRuntime, Runtime};
 use runtime::RuntimeError;
@@ -69,6 +69,7 @@ fn env(kind: OciRuntime, net_number: u8) -> Option<Env> {
         network: Arc::new(network),
         state_dir,
         cgroups: Arc::new(Layout::detect().unwrap()),
+        netpool: None,
     };
     Some(Env { _dir: dir, node })
 }
@@ -805,4 +806,48 @@ fn a_default_volume_is_half_the_memory_an_exit_is_reported_and_a_failing_sidecar
         .unwrap();
     drop(instance);
     assert_gone(&env, &id);
+}
+
+#[test]
+fn instances_take_pooled_network_namespaces_and_the_pool_refills_and_closes_clean() {
+    let Some(mut env) = env(OciRuntime::Runc, 10) else {
+        return;
+    };
+    let probe = pull(&env, "probe");
+    let pool = NetPool::new(env.node.network.clone(), 2);
+    env.node.netpool = Some(pool.clone());
+    let wait_full = || {
+        for _ in 0..600 {
+            if pool.ready() == 2 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the pool never filled: {} ready", pool.ready());
+    };
+    wait_full();
+    let rt = rt();
+    let id = unique("pooled");
+    let mut c = container("app", &probe);
+    c.port = Some(8080);
+    let instance = rt
+        .block_on(Instance::start(instance_spec(&id, vec![c]), &env.node))
+        .unwrap();
+    let report = get_json(SocketAddr::from((instance.address(), 8080)), "/");
+    assert_eq!(report["env"]["PORT"], "8080");
+    rt.block_on(instance.stop(Duration::from_secs(10)));
+    assert_gone(&env, &id);
+    // Refilled behind the instance, then emptied on close: no namespace of ours remains.
+    wait_full();
+    pool.close();
+    assert_eq!(pool.ready(), 0);
+    let netns = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let prefix = format!("hr-pool{}x", std::process::id());
+    assert!(
+        !String::from_utf8_lossy(&netns.stdout).contains(&prefix),
+        "pooled namespaces remain"
+    );
 }

@@ -18,6 +18,7 @@ mod error;
 mod instance;
 mod ipam;
 mod names;
+mod pool;
 mod recover;
 mod subnet;
 
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use error::NetError;
+pub use pool::NetPool;
 
 use ipam::Ipam;
 use subnet::Subnet;
