@@ -851,3 +851,67 @@ fn instances_take_pooled_network_namespaces_and_the_pool_refills_and_closes_clea
         "pooled namespaces remain"
     );
 }
+
+#[test]
+fn writing_files_past_the_memory_limit_is_an_oom_kill() {
+    let Some(env) = env(OciRuntime::Runc, 11) else {
+        return;
+    };
+    let probe = pull(&env, "probe");
+    let id = unique("wfs");
+    let mut c = container("app", &probe);
+    c.port = Some(8080);
+    c.limits.memory_bytes = 64 << 20;
+    let rt = rt();
+    let instance = rt
+        .block_on(Instance::start(instance_spec(&id, vec![c]), &env.node))
+        .unwrap();
+    let addr = SocketAddr::from((instance.address(), 8080));
+    // The writable layer is memory: 200 MiB of files cannot fit in 64 MiB.
+    let answer = testkit::http::get(addr, "/write?mib=200", Duration::from_secs(60));
+    assert!(
+        answer.as_ref().map_or(true, |r| r.status != 200),
+        "{answer:?}"
+    );
+    let event = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), instance.watch()).await })
+        .expect("the write never ended the instance");
+    match event {
+        InstanceEvent::Exited { container, exit } => {
+            assert_eq!(container, "app");
+            assert!(exit.oom_killed, "{exit:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    rt.block_on(instance.stop(Duration::from_secs(10)));
+    assert_gone(&env, &id);
+}
+
+#[test]
+fn the_image_user_and_working_dir_apply_and_a_template_user_overrides_them() {
+    let Some(env) = env(OciRuntime::Runc, 12) else {
+        return;
+    };
+    let nonroot = pull(&env, "probe-nonroot");
+    let rt = rt();
+    for (user, uid) in [(None, 65532), (Some("1234:5678"), 1234)] {
+        let id = unique("user");
+        let mut c = container("app", &nonroot);
+        c.port = Some(8080);
+        c.user = user.map(str::to_string);
+        let instance = rt
+            .block_on(Instance::start(instance_spec(&id, vec![c]), &env.node))
+            .unwrap();
+        let report = get_json(SocketAddr::from((instance.address(), 8080)), "/");
+        assert_eq!(report["uid"], uid, "{user:?}");
+        assert_eq!(report["euid"], uid, "{user:?}");
+        assert_eq!(report["cwd"], "/srv");
+        // A non-root user holds no capabilities, as under Docker.
+        assert_eq!(
+            report["security"]["cap_eff"], "0000000000000000",
+            "{report}"
+        );
+        rt.block_on(instance.stop(Duration::from_secs(10)));
+        assert_gone(&env, &id);
+    }
+}
