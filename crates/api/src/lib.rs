@@ -1,0 +1,1 @@
+//! Cloud Run Admin API v2 resources: being written.
