@@ -213,7 +213,10 @@ fn a_sidecar_is_reachable_on_localhost_and_shares_ipc_and_uts_but_not_pid() {
     ingress.port = Some(8080);
     let mut sidecar = with_env(container("helper", &probe), &[("PORT", "8081")]);
     sidecar.startup_probe = Some(ProbeSpec::new(ProbeAction::Tcp { port: 8081 }));
-    let envdump = shell(container("envdump", &busybox), "env; exec sleep 600");
+    let envdump = shell(
+        container("envdump", &busybox),
+        "env; echo END; exec sleep 600",
+    );
     let spec = instance_spec(&id, vec![ingress, sidecar, envdump]);
     let rt = rt();
     let instance = rt.block_on(Instance::start(spec, &env.node)).unwrap();
@@ -232,13 +235,8 @@ fn a_sidecar_is_reachable_on_localhost_and_shares_ipc_and_uts_but_not_pid() {
     let report = get_json(addr, "/");
     assert_eq!(report["env"]["PORT"], "8080");
     assert_eq!(report["env"]["K_SERVICE"], "svc");
-    let lines: Vec<String> = instance
-        .logs()
-        .entries()
-        .into_iter()
-        .filter(|e| e.container == "envdump")
-        .map(|e| e.text)
-        .collect();
+    // The whole environment has been printed once END is.
+    let lines = wait_for_line(&instance, "envdump", |l| l == "END");
     assert!(
         lines.iter().any(|l| l == "K_REVISION=svc-00001-abc"),
         "{lines:?}"
