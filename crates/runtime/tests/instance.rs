@@ -503,9 +503,10 @@ fn a_failed_liveness_probe_is_reported_and_restart_brings_the_instance_back() {
     };
     let probe = pull(&env, "probe");
     let id = unique("live");
+    // Healthy long enough for the gRPC startup probe to pass on a slow machine, then not.
     let mut c = with_env(
         container("app", &probe),
-        &[("PROBE_UNHEALTHY_AFTER_MS", "300")],
+        &[("PROBE_UNHEALTHY_AFTER_MS", "2000")],
     );
     c.port = Some(8080);
     c.startup_probe = Some(ProbeSpec {
