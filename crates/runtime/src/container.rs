@@ -451,10 +451,12 @@ impl Container {
         let (pid, slot, exit_watch) = (self.pid, self.exit.clone(), self.exit_watch.clone());
         let oom_files = self.oom_files();
         let log_threads: Vec<_> = self.log_threads.drain(..).collect();
+        tracked().insert(pid);
         std::thread::spawn(move || {
             let mut status = 0;
             // SAFETY: waitpid on a specific pid with a valid status pointer.
             let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+            tracked().remove(&pid);
             let (code, signal) = if rc == pid {
                 if libc::WIFEXITED(status) {
                     (Some(libc::WEXITSTATUS(status)), None)
@@ -570,6 +572,14 @@ impl Container {
                 Ok(()) => {}
             }
             if self.runtime.kind() == crate::runc::OciRuntime::Runsc {
+                // The sandbox may take a moment to exit after `delete`; other instances'
+                // sandboxes stay alive, so this waits at most 200 ms.
+                for _ in 0..20 {
+                    if reap_runsc_leftovers() == 0 {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 // runsc leaves the container's (empty) cgroups behind; runc removes them.
                 if let Ok(layout) = crate::cgroup::Layout::detect() {
                     for dir in crate::cgroup::Cgroup::new(&layout, &self.cgroups_path).dirs() {
@@ -619,4 +629,51 @@ fn oom_count(files: &[PathBuf]) -> u64 {
                 .collect::<Vec<_>>()
         })
         .sum()
+}
+
+/// Container inits whose exit a watcher thread is waiting for: never reaped by anyone else.
+fn tracked() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
+    static TRACKED: Mutex<std::collections::BTreeSet<i32>> =
+        Mutex::new(std::collections::BTreeSet::new());
+    TRACKED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// runsc's sandbox and gofer processes (re-executions of runsc, named `exe`) outlive the
+/// `runsc` command that started them, so as child subreaper homerun inherits them; once they
+/// exit they stay zombies unless reaped. Only dead children named `exe` that no watcher
+/// waits for are reaped, one pid at a time, so no other child's exit status is taken
+/// (`std::process::Command` waits on its own children by pid).
+/// Returns how many such children are still alive.
+fn reap_runsc_leftovers() -> usize {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut alive = 0;
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let mut rest = stat[close + 1..].split_whitespace();
+        let (state, ppid) = (rest.next(), rest.next());
+        let Ok(pid) = stat[..open].trim().parse::<i32>() else {
+            continue;
+        };
+        if comm != "exe" || ppid != Some(me.as_str()) || tracked().contains(&pid) {
+            continue;
+        }
+        if state != Some("Z") {
+            alive += 1;
+        } else {
+            let mut status = 0;
+            // SAFETY: waitpid on a specific zombie child with WNOHANG and a valid pointer.
+            unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        }
+    }
+    alive
 }

@@ -684,6 +684,24 @@ fn the_contract_holds_under_runsc() {
     let exits = rt.block_on(instance.stop(Duration::from_secs(10)));
     assert_eq!(exits.len(), 1);
     assert_gone(&env, &id);
+    // runsc's sandbox and gofer, inherited by homerun as subreaper, were reaped: no zombie
+    // `exe` child remains (the other tests here run runc, whose processes have other names).
+    let me = std::process::id().to_string();
+    let zombies: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            let after: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect();
+            stat.contains("(exe)") && after[0] == "Z" && after[1] == me
+        })
+        .collect();
+    assert!(zombies.is_empty(), "{zombies:?}");
 }
 
 #[test]
