@@ -392,8 +392,17 @@ impl Container {
                 let dir = self.dir.join("dmi");
                 let id = dir.join("dmi/id");
                 std::fs::create_dir_all(&id).context(|| format!("creating {}", id.display()))?;
-                std::fs::write(id.join("product_name"), format!("{name}\n"))
-                    .context(|| "writing product_name".into())?;
+                // Client libraries detect Google's platform from these: Python's google-auth
+                // and Go's metadata package read product_name, Node's gcp-metadata
+                // bios_vendor.
+                for (file, value) in [
+                    ("product_name", name.as_str()),
+                    ("sys_vendor", "Google"),
+                    ("bios_vendor", "Google"),
+                ] {
+                    std::fs::write(id.join(file), format!("{value}\n"))
+                        .context(|| format!("writing {file}"))?;
+                }
                 Some(dir)
             }
             None => None,

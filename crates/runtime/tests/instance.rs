@@ -256,6 +256,19 @@ fn a_sidecar_is_reachable_on_localhost_and_shares_ipc_and_uts_but_not_pid() {
     assert_ne!(ns_of(a, "mnt"), ns_of(b, "mnt"));
     // Cloud Run's second generation names its machine, as client libraries check.
     assert_eq!(report["dmi_product_name"], "Google Compute Engine");
+    // The rest of /sys/class is the container's own sysfs (its network namespace's eth0),
+    // seen through the container's root.
+    let list = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{a}/root{dir}"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let net = list("/sys/class/net");
+    assert!(net.contains(&"eth0".to_string()), "{net:?}");
+    let dmi = list("/sys/class/dmi/id");
+    assert!(dmi.contains(&"bios_vendor".to_string()), "{dmi:?}");
 
     let exits = rt.block_on(instance.stop(Duration::from_secs(10)));
     assert_eq!(exits.len(), 3);
