@@ -1,1 +1,31 @@
-//! The router: being written.
+//! homerun's data plane: ingress, routing by host and traffic split, per-instance
+//! concurrency, the activator queue and the header policy.
+//!
+//! The router knows nothing of runc or of the Admin API. The controller feeds it:
+//!
+//! - a [`table::RoutingTable`] (Host → service → traffic split and tags), swapped atomically
+//!   through [`table::SharedTable`];
+//! - per revision, its [`pool::RevisionSettings`] and ready [`pool::Endpoint`]s, through
+//!   [`pool::Pools`];
+//!
+//! and hears back through [`events::Events`]: demand (a request queued, for scale from
+//! zero and bursts), instances going busy or idle, and instances that failed mid-request.
+//!
+//! [`proxy::Router`] ties them together behind one HTTP/1.1 + h2c listener.
+
+pub mod body;
+pub mod events;
+pub mod headers;
+pub mod pool;
+pub mod proxy;
+pub mod rng;
+pub mod table;
+
+pub use events::{Demand, Event, Events, NoEvents};
+pub use pool::{
+    AcquireError, Drain, Endpoint, Pools, Protocol, QueueConfig, RevisionPool, RevisionSettings,
+    RevisionStats, Slot,
+};
+pub use proxy::{Router, RouterOptions, Scheme, NO_INSTANCE_MESSAGE};
+pub use rng::{RandomSource, SplitMix64};
+pub use table::{Resolved, RoutingTable, ServiceRoutes, SharedTable, TrafficTarget};
