@@ -79,6 +79,17 @@ fn masquerade_rules(subnet: &str, bridge: &str) -> usize {
         .count()
 }
 
+/// The FORWARD rules that mention this bridge.
+fn forward_rules(bridge: &str) -> Vec<String> {
+    let out = run(IPTABLES, &["-w", "-S", "FORWARD"]);
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!(" {bridge} ")))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Parses "a.b.c.d/len" (or a bare address) from `ip route` into (network, prefix).
 fn parse_route_dst(dst: &str) -> Option<(u32, u32)> {
     let (addr, len) = dst.split_once('/').unwrap_or((dst, "32"));
@@ -348,6 +359,15 @@ fn setup_is_idempotent_and_the_bridge_mac_is_fixed() {
     // Again, as a restarted homerun would.
     fx.setup();
     assert_eq!(masquerade_rules(&fx.subnet(), &fx.bridge), 1);
+    // Out from the bridge, and only replies in: once each, however often setup runs.
+    let forward = forward_rules(&fx.bridge);
+    assert_eq!(forward.len(), 2, "{forward:?}");
+    assert!(forward
+        .iter()
+        .any(|r| r == &format!("-A FORWARD -i {} -j ACCEPT", fx.bridge)));
+    assert!(forward
+        .iter()
+        .any(|r| r.contains(&format!("-o {} ", fx.bridge)) && r.contains("RELATED,ESTABLISHED")));
     let addrs = ip_json(&["-4", "addr", "show", "dev", &fx.bridge]);
     assert_eq!(
         addrs[0]["addr_info"].as_array().unwrap().len(),
@@ -380,6 +400,7 @@ fn setup_is_idempotent_and_the_bridge_mac_is_fixed() {
     network.teardown().unwrap();
     assert!(!link_exists(&fx.bridge));
     assert_eq!(masquerade_rules(&fx.subnet(), &fx.bridge), 0);
+    assert!(forward_rules(&fx.bridge).is_empty());
 }
 
 #[test]

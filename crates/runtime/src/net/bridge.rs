@@ -169,6 +169,55 @@ pub(crate) fn remove_masquerade(bridge: &str, subnet: &Subnet) -> Result<(), Net
     Ok(())
 }
 
+/// The FORWARD rules that let instances out on a host whose FORWARD policy is DROP (as with
+/// Docker installed), as Docker's bridge driver adds them: anything from the bridge, and
+/// only replies (established or related connections) to it, so nothing outside can open a
+/// connection to an instance through the host.
+fn forward_rules(bridge: &str) -> [Vec<&str>; 2] {
+    [
+        vec!["FORWARD", "-i", bridge, "-j", "ACCEPT"],
+        vec![
+            "FORWARD",
+            "-o",
+            bridge,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "RELATED,ESTABLISHED",
+            "-j",
+            "ACCEPT",
+        ],
+    ]
+}
+
+fn with_action<'a>(action: &'a str, rule: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![action];
+    args.extend_from_slice(rule);
+    args
+}
+
+/// Inserted at the top of FORWARD, before rules that would drop the traffic.
+pub(crate) fn ensure_forward_rules(bridge: &str) -> Result<(), NetError> {
+    let step = format!("adding the FORWARD rules for bridge {bridge}");
+    for rule in forward_rules(bridge) {
+        if !probe(&step, Tool::Iptables, &with_action("-C", &rule))? {
+            run(&step, Tool::Iptables, &with_action("-I", &rule))?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every copy of each rule, and no other rule.
+pub(crate) fn remove_forward_rules(bridge: &str) -> Result<(), NetError> {
+    let step = format!("removing the FORWARD rules for bridge {bridge}");
+    for rule in forward_rules(bridge) {
+        while probe(&step, Tool::Iptables, &with_action("-C", &rule))? {
+            run(&step, Tool::Iptables, &with_action("-D", &rule))?;
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn remove_bridge(bridge: &str) -> Result<(), NetError> {
     command::delete_link(&format!("deleting bridge {bridge}"), bridge)
 }

@@ -8,9 +8,11 @@
 //! path, rather than netlink sockets: that is the intended design (no netlink dependency, and
 //! every failing step names a command line an operator can rerun). See `command`.
 //!
-//! Not done here, on purpose: published ports (DNAT), FORWARD-chain rules (hosts whose
-//! FORWARD policy is DROP, as with Docker installed, need `-i/-o BRIDGE -j ACCEPT` rules),
-//! IPv6, and MTU tuning (veths get the kernel default of 1500).
+//! FORWARD-chain rules as Docker's (out from the bridge, only replies in) keep instances
+//! reachable on hosts whose FORWARD policy is DROP.
+//!
+//! Not done here, on purpose: published ports (DNAT), IPv6, and MTU tuning (veths get the
+//! kernel default of 1500).
 
 mod bridge;
 mod command;
@@ -102,6 +104,7 @@ impl Network {
         bridge::ensure_bridge(bridge, &subnet)?;
         bridge::enable_forwarding()?;
         bridge::ensure_masquerade(bridge, &subnet)?;
+        bridge::ensure_forward_rules(bridge)?;
         bridge::prepare_netns_dir()?;
         Ok(network)
     }
@@ -136,8 +139,9 @@ impl Network {
         let bridge = &self.config.bridge;
         let _lock = self.ipam.lock(&format!("tearing down bridge {bridge}"))?;
         let rule = bridge::remove_masquerade(bridge, &self.subnet);
+        let forward = bridge::remove_forward_rules(bridge);
         let link = bridge::remove_bridge(bridge);
-        rule.and(link)
+        rule.and(forward).and(link)
     }
 }
 
