@@ -388,6 +388,27 @@ fn setup_is_idempotent_and_the_bridge_mac_is_fixed() {
 
     // Ports coming and going must not move the bridge's MAC address.
     let a = fx.attach("a");
+    // The bridge and both ends of the veth take the uplink's MTU (1400 on a VM whose eth0
+    // has it): nothing the instance sends is too big for the way out.
+    let uplink = ip_json(&["-4", "route", "show", "default"]);
+    let expected = match uplink[0]["dev"].as_str() {
+        Some(dev) => ip_json(&["link", "show", "dev", dev])[0]["mtu"]
+            .as_u64()
+            .unwrap(),
+        None => 1500,
+    };
+    assert_eq!(fx.network().mtu() as u64, expected);
+    for (dev, netns) in [
+        (fx.bridge.as_str(), None),
+        (a.host_veth.as_str(), None),
+        ("eth0", Some(a.netns.as_str())),
+    ] {
+        let link = match netns {
+            None => ip_json(&["link", "show", "dev", dev]),
+            Some(ns) => ip_json(&["-n", ns, "link", "show", "dev", dev]),
+        };
+        assert_eq!(link[0]["mtu"].as_u64(), Some(expected), "{dev}: {link}");
+    }
     let b = fx.attach("b");
     assert_eq!(bridge_mac(&fx.bridge), mac);
     fx.release(&a);

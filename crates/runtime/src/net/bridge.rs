@@ -16,7 +16,7 @@ const NET_ADDR_SET: &str = "3";
 
 /// Creates the bridge if missing, pins its MAC address, gives it the gateway address and
 /// brings it up.
-pub(crate) fn ensure_bridge(bridge: &str, subnet: &Subnet) -> Result<(), NetError> {
+pub(crate) fn ensure_bridge(bridge: &str, subnet: &Subnet, mtu: u32) -> Result<(), NetError> {
     let mac = names::bridge_mac(bridge);
     let step = format!("creating bridge {bridge}");
     match link_kind(&step, bridge)? {
@@ -38,6 +38,11 @@ pub(crate) fn ensure_bridge(bridge: &str, subnet: &Subnet) -> Result<(), NetErro
         }
     }
     ensure_mac(bridge, &mac)?;
+    run(
+        &format!("setting the MTU of bridge {bridge}"),
+        Tool::Ip,
+        &["link", "set", "dev", bridge, "mtu", &mtu.to_string()],
+    )?;
     ensure_gateway(bridge, subnet)?;
     run(
         &format!("bringing up bridge {bridge}"),
@@ -45,6 +50,21 @@ pub(crate) fn ensure_bridge(bridge: &str, subnet: &Subnet) -> Result<(), NetErro
         &["link", "set", "dev", bridge, "up"],
     )?;
     Ok(())
+}
+
+/// The MTU of the interface holding the host's IPv4 default route, or 1500 without one.
+pub(crate) fn uplink_mtu() -> u32 {
+    const DEFAULT: u32 = 1500;
+    let step = "reading the host's default route";
+    let dev = match command::ip_json(step, &["-4", "route", "show", "default"]) {
+        Ok(routes) => routes[0]["dev"].as_str().map(str::to_string),
+        Err(_) => None,
+    };
+    let Some(dev) = dev else { return DEFAULT };
+    command::ip_json(step, &["link", "show", "dev", &dev])
+        .ok()
+        .and_then(|links| links[0]["mtu"].as_u64())
+        .map_or(DEFAULT, |mtu| mtu.clamp(576, 65535) as u32)
 }
 
 /// The link's kind ("bridge", "veth", ...; "device" for a plain one), or None if absent.

@@ -23,7 +23,7 @@ pub(crate) fn attach(network: &Network, instance_id: &str) -> Result<Attachment,
     undo.netns = Some(netns.clone());
 
     let veth = host_veth_name(instance_id);
-    create_veth(&veth, &netns, address, instance_id)?;
+    create_veth(&veth, &netns, address, network.mtu, instance_id)?;
     undo.veth = Some(veth.clone());
 
     let bridge = &network.config.bridge;
@@ -51,15 +51,17 @@ fn create_veth(
     veth: &str,
     netns: &str,
     address: Ipv4Addr,
+    mtu: u32,
     instance_id: &str,
 ) -> Result<(), NetError> {
     let mac = instance_mac(address);
+    let mtu = mtu.to_string();
     run(
         &format!("creating veth {veth} for instance {instance_id}"),
         Tool::Ip,
         &[
-            "link", "add", "name", veth, "type", "veth", "peer", "name", "eth0", "address", &mac,
-            "netns", netns,
+            "link", "add", "name", veth, "mtu", &mtu, "type", "veth", "peer", "name", "eth0",
+            "mtu", &mtu, "address", &mac, "netns", netns,
         ],
     )
     .map(drop)

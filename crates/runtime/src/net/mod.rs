@@ -11,8 +11,10 @@
 //! FORWARD-chain rules as Docker's (out from the bridge, only replies in) keep instances
 //! reachable on hosts whose FORWARD policy is DROP.
 //!
-//! Not done here, on purpose: published ports (DNAT), IPv6, and MTU tuning (veths get the
-//! kernel default of 1500).
+//! The bridge and every veth take the MTU of the interface holding the host's default route
+//! (1500 when there is none), so instances never send packets the uplink cannot carry.
+//!
+//! Not done here, on purpose: published ports (DNAT), IPv6.
 
 mod bridge;
 mod command;
@@ -54,6 +56,9 @@ pub struct Network {
     config: NetworkConfig,
     subnet: Subnet,
     ipam: Ipam,
+    /// The MTU of the host's uplink, which the bridge and every veth take: a larger one
+    /// would send packets the uplink has to fragment or drop once NATed out.
+    mtu: u32,
 }
 
 /// One instance's place on a network. Keep it to release the instance's networking later;
@@ -97,11 +102,12 @@ impl Network {
             ipam: Ipam::new(&config.state_dir, &config.bridge),
             config,
             subnet,
+            mtu: bridge::uplink_mtu(),
         };
         let bridge = &network.config.bridge;
         // Two processes setting up one bridge at once would race between check and change.
         let _lock = network.ipam.lock(&format!("setting up bridge {bridge}"))?;
-        bridge::ensure_bridge(bridge, &subnet)?;
+        bridge::ensure_bridge(bridge, &subnet, network.mtu)?;
         bridge::enable_forwarding()?;
         bridge::ensure_masquerade(bridge, &subnet)?;
         bridge::ensure_forward_rules(bridge)?;
@@ -112,6 +118,11 @@ impl Network {
     /// The bridge's address, the instances' default route.
     pub fn gateway(&self) -> Ipv4Addr {
         self.subnet.gateway()
+    }
+
+    /// The MTU of the bridge and the instances' interfaces (the host uplink's).
+    pub fn mtu(&self) -> u32 {
+        self.mtu
     }
 
     pub fn config(&self) -> &NetworkConfig {
