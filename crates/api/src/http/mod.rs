@@ -317,6 +317,25 @@ pub(crate) fn from_doc<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// One page of stored `kind` records under `parent`, parsed, with the token for the next
+/// page (empty on the last), as the list methods answer.
+pub(crate) fn list_page<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    kind: &str,
+    parent: &str,
+    params: &Params,
+) -> Result<(Vec<T>, String), Status> {
+    let page = store
+        .list(kind, parent, params.page_size()?, params.page_token())
+        .map_err(store_status)?;
+    let items = page
+        .records
+        .into_iter()
+        .map(|r| from_doc(kind, &r.name, r.doc))
+        .collect::<Result<Vec<T>, Status>>()?;
+    Ok((items, page.next_page_token.unwrap_or_default()))
+}
+
 /// A message as a stored document (enums as names).
 pub(crate) fn to_doc<T: Serialize>(message: &T) -> serde_json::Value {
     json::to_value(message, EnumEncoding::Name)

@@ -18,8 +18,8 @@ use serde_json::Value;
 use store::{Precondition, Store};
 
 use super::{
-    blocking, error_response, from_doc, invalid_field, json_response, parse_body, store_status,
-    to_doc, ApiState, Params, OPERATION_KIND,
+    blocking, error_response, from_doc, invalid_field, json_response, list_page, parse_body,
+    store_status, to_doc, ApiState, Params, OPERATION_KIND,
 };
 use crate::names::OperationName;
 use crate::operation::{ListOperationsResponse, Operation, WaitOperationRequest};
@@ -65,23 +65,15 @@ pub(crate) async fn list(
     let result = blocking(move || {
         let parent = state.location(&project, &location)?;
         // `filter` is accepted and not applied.
-        let page = state
-            .store
-            .list(
-                OPERATION_KIND,
-                &parent.to_string(),
-                params.page_size()?,
-                params.page_token(),
-            )
-            .map_err(store_status)?;
-        let operations = page
-            .records
-            .into_iter()
-            .map(|r| from_doc(OPERATION_KIND, &r.name, r.doc))
-            .collect::<Result<Vec<Operation>, Status>>()?;
+        let (operations, next_page_token) = list_page(
+            state.store.as_ref(),
+            OPERATION_KIND,
+            &parent.to_string(),
+            &params,
+        )?;
         Ok(ListOperationsResponse {
             operations,
-            next_page_token: page.next_page_token.unwrap_or_default(),
+            next_page_token,
         })
     })
     .await;

@@ -15,7 +15,7 @@ use axum::response::Response;
 use store::{Op, Precondition};
 
 use super::{
-    blocking, check_etag, error_response, from_doc, invalid_field, json_response,
+    blocking, check_etag, error_response, from_doc, invalid_field, json_response, list_page,
     services::service_not_found, store_status, to_doc, ApiState, Params, OPERATION_KIND,
     REVISION_KIND, SERVICE_KIND,
 };
@@ -65,23 +65,11 @@ pub(crate) async fn list(
             validate_service_id(&service).map_err(|e| invalid_field("parent", e.to_string()))?;
             loc.service(service).to_string()
         };
-        let page = state
-            .store
-            .list(
-                REVISION_KIND,
-                &parent,
-                params.page_size()?,
-                params.page_token(),
-            )
-            .map_err(store_status)?;
-        let revisions = page
-            .records
-            .into_iter()
-            .map(|r| from_doc(REVISION_KIND, &r.name, r.doc))
-            .collect::<Result<Vec<Revision>, Status>>()?;
+        let (revisions, next_page_token) =
+            list_page(state.store.as_ref(), REVISION_KIND, &parent, &params)?;
         Ok(ListRevisionsResponse {
             revisions,
-            next_page_token: page.next_page_token.unwrap_or_default(),
+            next_page_token,
         })
     })
     .await;

@@ -33,8 +33,9 @@ use axum::response::Response;
 use store::{Op, Precondition, Record};
 
 use super::{
-    blocking, check_etag, error_response, from_doc, invalid_field, json_response, mask, parse_body,
-    store_status, to_doc, ApiState, Params, OPERATION_KIND, REVISION_KIND, SERVICE_KIND,
+    blocking, check_etag, error_response, from_doc, invalid_field, json_response, list_page, mask,
+    parse_body, store_status, to_doc, ApiState, Params, OPERATION_KIND, REVISION_KIND,
+    SERVICE_KIND,
 };
 use crate::condition::{types, Condition, ConditionState};
 use crate::defaults::apply_service_defaults;
@@ -112,23 +113,15 @@ pub(crate) async fn list(
         // `showDeleted` is accepted; deleted services are not kept (see the module
         // documentation), so there is nothing more to show.
         params.bool("showDeleted")?;
-        let page = state
-            .store
-            .list(
-                SERVICE_KIND,
-                &parent.to_string(),
-                params.page_size()?,
-                params.page_token(),
-            )
-            .map_err(store_status)?;
-        let services = page
-            .records
-            .into_iter()
-            .map(|r| from_doc(SERVICE_KIND, &r.name, r.doc))
-            .collect::<Result<Vec<Service>, Status>>()?;
+        let (services, next_page_token) = list_page(
+            state.store.as_ref(),
+            SERVICE_KIND,
+            &parent.to_string(),
+            &params,
+        )?;
         Ok(ListServicesResponse {
             services,
-            next_page_token: page.next_page_token.unwrap_or_default(),
+            next_page_token,
         })
     })
     .await;
