@@ -104,6 +104,13 @@ impl Layout {
         Self::from_mountinfo(&text).map_err(|e| RuntimeError::Invalid(format!("{file}: {e}")))
     }
 
+    /// This host's layout, detected once per process (mounts of cgroup hierarchies do not
+    /// change under a running platform); None where it cannot be read.
+    pub fn host() -> Option<&'static Layout> {
+        static HOST: std::sync::OnceLock<Option<Layout>> = std::sync::OnceLock::new();
+        HOST.get_or_init(|| Layout::detect().ok()).as_ref()
+    }
+
     /// The layout described by a mountinfo text (see proc(5)).
     pub fn from_mountinfo(text: &str) -> Result<Self, String> {
         let mounts: Vec<CgroupMount> = text.lines().filter_map(parse_mountinfo_line).collect();
@@ -220,7 +227,7 @@ fn parse_mountinfo_line(line: &str) -> Option<CgroupMount> {
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
-fn unescape(field: &str) -> OsString {
+pub(crate) fn unescape(field: &str) -> OsString {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

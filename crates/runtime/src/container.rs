@@ -458,7 +458,8 @@ impl Container {
     /// (When init dies the kernel kills the rest of its PID namespace, so the pipes close.)
     fn watch_exit(&mut self) {
         let (pid, slot, exit_watch) = (self.pid, self.exit.clone(), self.exit_watch.clone());
-        let oom_files = self.oom_files();
+        let memory = crate::cgroup::Layout::host()
+            .map(|layout| crate::cgroup::Cgroup::new(layout, &self.cgroups_path));
         let log_threads: Vec<_> = self.log_threads.drain(..).collect();
         tracked().insert(pid);
         std::thread::spawn(move || {
@@ -482,7 +483,8 @@ impl Container {
             };
             // Only an init killed by SIGKILL was ended by the OOM killer; a worker it killed
             // while init went on and exited on its own does not make the exit an OOM.
-            let oom_killed = signal == Some(libc::SIGKILL) && oom_count(&oom_files) > 0;
+            let oom_killed = signal == Some(libc::SIGKILL)
+                && memory.as_ref().is_some_and(|cgroup| cgroup.oom_kills() > 0);
             for t in log_threads {
                 let _ = t.join();
             }
@@ -496,17 +498,6 @@ impl Container {
             cv.notify_all();
             exit_watch.send_replace(Some(exit));
         });
-    }
-
-    /// The memory cgroup's OOM-kill counters: v1 `memory.oom_control`, v2 `memory.events`.
-    fn oom_files(&self) -> Vec<PathBuf> {
-        let rel = self.cgroups_path.trim_start_matches('/');
-        vec![
-            Path::new("/sys/fs/cgroup/memory")
-                .join(rel)
-                .join("memory.oom_control"),
-            Path::new("/sys/fs/cgroup").join(rel).join("memory.events"),
-        ]
     }
 
     pub fn id(&self) -> &str {
@@ -590,8 +581,8 @@ impl Container {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 // runsc leaves the container's (empty) cgroups behind; runc removes them.
-                if let Ok(layout) = crate::cgroup::Layout::detect() {
-                    for dir in crate::cgroup::Cgroup::new(&layout, &self.cgroups_path).dirs() {
+                if let Some(layout) = crate::cgroup::Layout::host() {
+                    for dir in crate::cgroup::Cgroup::new(layout, &self.cgroups_path).dirs() {
                         let _ = std::fs::remove_dir(dir);
                     }
                 }
@@ -625,19 +616,6 @@ impl Drop for Container {
     fn drop(&mut self) {
         self.teardown();
     }
-}
-
-fn oom_count(files: &[PathBuf]) -> u64 {
-    files
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok())
-        .flat_map(|text| {
-            text.lines()
-                .filter_map(|l| l.strip_prefix("oom_kill "))
-                .filter_map(|n| n.trim().parse::<u64>().ok())
-                .collect::<Vec<_>>()
-        })
-        .sum()
 }
 
 /// Container inits whose exit a watcher thread is waiting for: never reaped by anyone else.

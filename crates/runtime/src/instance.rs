@@ -536,8 +536,7 @@ impl Instance {
         let user = def.user.clone().unwrap_or(image_process.user.clone());
         let mut limits = def.limits;
         if self.spec.cpu_boost {
-            let (host_cpu_millis, _) = crate::container::host_capacity();
-            limits.cpu_millis = (limits.cpu_millis * 2).min(host_cpu_millis);
+            limits.cpu_millis = boosted(limits.cpu_millis);
         }
         let attachment = self
             .attachment
@@ -689,12 +688,11 @@ impl Instance {
     /// The CPU each container gets now: almost none when idle, twice its limit during the
     /// startup boost, its limit otherwise.
     fn apply_cpu(&self) -> Result<(), RuntimeError> {
-        let (host_cpu_millis, _) = crate::container::host_capacity();
         for r in &self.containers {
             let millis = if self.cpu.idle.load(Ordering::SeqCst) {
                 IDLE_CPU_MILLIS
             } else if self.cpu.boosted.load(Ordering::SeqCst) {
-                (r.cpu_millis * 2).min(host_cpu_millis)
+                boosted(r.cpu_millis)
             } else {
                 r.cpu_millis
             };
@@ -826,16 +824,7 @@ impl Instance {
                 if let Some(task) = &r.liveness_task {
                     task.abort();
                 }
-                tokio::task::spawn_blocking(move || {
-                    let exit = r.container.stop(grace);
-                    // Nothing else holds the container (watch borrows it), so this is the
-                    // last reference and every trace goes with it.
-                    match Arc::try_unwrap(r.container) {
-                        Ok(container) => container.destroy(),
-                        Err(_) => tracing::warn!("container {} is still shared", r.name),
-                    }
-                    (r.name, exit)
-                })
+                tokio::task::spawn_blocking(move || r.stop_and_destroy(grace))
             })
             .collect();
         let mut exits = Vec::new();
@@ -851,11 +840,7 @@ impl Instance {
 
     /// Unmounts the volumes and the pinned namespaces.
     fn release_mounts(&mut self) {
-        for path in self.volumes.drain(..).chain(self.namespaces.drain(..)) {
-            if let Err(e) = crate::container::unmount(&path) {
-                tracing::warn!("{e}");
-            }
-        }
+        unmount_all(self.volumes.drain(..).chain(self.namespaces.drain(..)));
     }
 
     async fn teardown(&mut self) {
@@ -882,16 +867,9 @@ impl Leftovers {
             if let Some(task) = &r.liveness_task {
                 task.abort();
             }
-            let _ = r.container.stop(Duration::ZERO);
-            if let Ok(container) = Arc::try_unwrap(r.container) {
-                container.destroy();
-            }
+            let _ = r.stop_and_destroy(Duration::ZERO);
         }
-        for path in self.mounts.drain(..) {
-            if let Err(e) = crate::container::unmount(&path) {
-                tracing::warn!("{e}");
-            }
-        }
+        unmount_all(self.mounts.drain(..));
         if let Some(a) = self.attachment.take() {
             if let Err(e) = a.release(network) {
                 tracing::warn!("releasing the network of {}: {e}", self.id);
@@ -934,6 +912,35 @@ impl Drop for Instance {
         let mut rest = self.take_leftovers();
         rest.cleanup(&self.node.network);
     }
+}
+
+impl Running {
+    /// Stops the container (SIGTERM, `grace`, SIGKILL) and removes every trace of it. Blocks.
+    fn stop_and_destroy(self, grace: Duration) -> (String, Result<ExitInfo, RuntimeError>) {
+        let exit = self.container.stop(grace);
+        // Nothing else holds the container (watch borrows it), so this is the last
+        // reference and every trace goes with it.
+        match Arc::try_unwrap(self.container) {
+            Ok(container) => container.destroy(),
+            Err(_) => tracing::warn!("container {} is still shared", self.name),
+        }
+        (self.name, exit)
+    }
+}
+
+/// Best effort: each failure is logged and the rest still unmounted.
+fn unmount_all(paths: impl Iterator<Item = PathBuf>) {
+    for path in paths {
+        if let Err(e) = crate::container::unmount(&path) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// Twice a container's CPU, within the machine: the startup boost.
+fn boosted(cpu_millis: u64) -> u64 {
+    let (host_cpu_millis, _) = crate::container::host_capacity();
+    (cpu_millis * 2).min(host_cpu_millis)
 }
 
 fn describe_exit(exit: &ExitInfo) -> String {
