@@ -383,11 +383,12 @@ fn in_memory_volumes_are_shared_sized_and_refuse_writes_past_their_limit() {
     assert_gone(&env, &id);
 }
 
-/// The container's lines once one satisfies `found`.
-fn wait_for_line(
+/// The container's lines once they satisfy `done`, polled for up to 30 s.
+fn wait_for_logs(
     instance: &Instance,
     container: &str,
-    found: impl Fn(&str) -> bool,
+    what: &str,
+    done: impl Fn(&[String]) -> bool,
 ) -> Vec<String> {
     for _ in 0..600 {
         let lines: Vec<String> = instance
@@ -397,35 +398,32 @@ fn wait_for_line(
             .filter(|e| e.container == container)
             .map(|e| e.text)
             .collect();
-        if lines.iter().any(|l| found(l)) {
+        if done(&lines) {
             return lines;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!(
-        "{container} never wrote the line: {:?}",
+        "{container} never wrote {what}: {:?}",
         instance.logs().entries()
     );
 }
 
+/// The container's lines once one satisfies `found`.
+fn wait_for_line(
+    instance: &Instance,
+    container: &str,
+    found: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    wait_for_logs(instance, container, "the line", |lines| {
+        lines.iter().any(|l| found(l))
+    })
+}
+
 fn wait_for_lines(instance: &Instance, container: &str, n: usize) -> Vec<String> {
-    for _ in 0..600 {
-        let lines: Vec<String> = instance
-            .logs()
-            .entries()
-            .into_iter()
-            .filter(|e| e.container == container)
-            .map(|e| e.text)
-            .collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "{container} never wrote {n} lines: {:?}",
-        instance.logs().entries()
-    );
+    wait_for_logs(instance, container, &format!("{n} lines"), |lines| {
+        lines.len() >= n
+    })
 }
 
 #[test]
@@ -567,61 +565,45 @@ fn a_failed_liveness_probe_is_reported_and_restart_brings_the_instance_back() {
     assert_gone(&env, &id);
 }
 
-/// The v1 freezer's state of the process's cgroup (this host is hybrid), or v2's
-/// `cgroup.events` read as the same words.
-fn freezer_state(pid: i32) -> String {
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    for line in cgroup.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
-        let rel = path.trim_start_matches('/');
-        if controllers == "freezer" {
-            let file = Path::new("/sys/fs/cgroup/freezer")
-                .join(rel)
-                .join("freezer.state");
-            return std::fs::read_to_string(file).unwrap().trim().to_string();
-        }
-        if controllers.is_empty() && Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-            let events = std::fs::read_to_string(
-                Path::new("/sys/fs/cgroup").join(rel).join("cgroup.events"),
-            )
-            .unwrap();
-            return if events.contains("frozen 1") {
-                "FROZEN"
-            } else {
-                "THAWED"
-            }
-            .into();
-        }
-    }
-    panic!("no freezer cgroup in {cgroup}");
-}
-
-fn quota_us(pid: i32) -> i64 {
+/// The process's cgroup file for `controller`, read from `/proc/PID/cgroup`: the v1
+/// hierarchy's `v1_file` (this host is hybrid), or the v2 tree's `v2_file` on a pure v2 host.
+/// Returns the file's text and whether it is the v2 one.
+fn cgroup_file(pid: i32, controller: &str, v1_file: &str, v2_file: &str) -> (String, bool) {
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     // v1 `N:cpu,cpuacct:/path` (hybrid) or v2 `0::/path`.
     for line in cgroup.lines() {
         let mut parts = line.splitn(3, ':');
         let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
-        if controllers.split(',').any(|c| c == "cpu") {
-            let file = Path::new("/sys/fs/cgroup/cpu")
-                .join(path.trim_start_matches('/'))
-                .join("cpu.cfs_quota_us");
-            return std::fs::read_to_string(file)
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
+        let rel = path.trim_start_matches('/');
+        if controllers.split(',').any(|c| c == controller) {
+            let file = Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join(rel)
+                .join(v1_file);
+            return (std::fs::read_to_string(file).unwrap(), false);
         }
         if controllers.is_empty() && Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-            let file = Path::new("/sys/fs/cgroup")
-                .join(path.trim_start_matches('/'))
-                .join("cpu.max");
-            let text = std::fs::read_to_string(file).unwrap();
-            return text.split_whitespace().next().unwrap().parse().unwrap();
+            let file = Path::new("/sys/fs/cgroup").join(rel).join(v2_file);
+            return (std::fs::read_to_string(file).unwrap(), true);
         }
     }
-    panic!("no cpu cgroup in {cgroup}");
+    panic!("no {controller} cgroup in {cgroup}");
+}
+
+/// The v1 freezer's state of the process's cgroup, or v2's `cgroup.events` read as the
+/// same words.
+fn freezer_state(pid: i32) -> String {
+    match cgroup_file(pid, "freezer", "freezer.state", "cgroup.events") {
+        (events, true) if events.contains("frozen 1") => "FROZEN".into(),
+        (_, true) => "THAWED".into(),
+        (state, false) => state.trim().to_string(),
+    }
+}
+
+fn quota_us(pid: i32) -> i64 {
+    let (text, _) = cgroup_file(pid, "cpu", "cpu.cfs_quota_us", "cpu.max");
+    // v1 holds the quota alone, v2 `QUOTA PERIOD`.
+    text.split_whitespace().next().unwrap().parse().unwrap()
 }
 
 #[test]
