@@ -12,19 +12,34 @@ const STDIN_DATA: u8 = 2;
 const STDIN_ERROR: u8 = 3;
 static STDIN_STATE: AtomicU8 = AtomicU8::new(STDIN_PENDING);
 
-/// Starts a thread that reads one byte of stdin, so `GET /` can tell whether stdin is at EOF
-/// (the contract) without ever blocking a request.
+/// Learns whether stdin is at EOF (the contract) without ever blocking a request: when
+/// `poll` says a read would not block (EOF, data or an error: `/dev/null` under the
+/// contract) the byte is read at once, so the answer is settled before the server listens
+/// and cannot lose a race with the first `GET /` on a CPU-starved instance; otherwise a
+/// thread waits for it and `GET /` reports "blocked" meanwhile.
 pub fn watch_stdin() {
-    std::thread::spawn(|| {
+    fn read_one() -> u8 {
         use std::io::Read;
         let mut byte = [0u8; 1];
-        let state = match std::io::stdin().read(&mut byte) {
+        match std::io::stdin().read(&mut byte) {
             Ok(0) => STDIN_EOF,
             Ok(_) => STDIN_DATA,
             Err(_) => STDIN_ERROR,
-        };
-        STDIN_STATE.store(state, Ordering::SeqCst);
-    });
+        }
+    }
+    let mut fd = libc::pollfd {
+        fd: 0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout. A closed fd 0 polls as ready (POLLNVAL) and
+    // its read fails at once: "error".
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) } == 1;
+    if ready {
+        STDIN_STATE.store(read_one(), Ordering::SeqCst);
+        return;
+    }
+    std::thread::spawn(|| STDIN_STATE.store(read_one(), Ordering::SeqCst));
 }
 
 fn stdin_state() -> &'static str {
