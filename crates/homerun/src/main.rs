@@ -2,10 +2,11 @@
 
 mod images;
 mod progress;
+mod up;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// A self-hosted Cloud Run: deploy an OCI image, get a URL.
 #[derive(Parser, Debug)]
@@ -19,12 +20,36 @@ struct Cli {
         default_value = "/var/lib/homerun"
     )]
     data_dir: PathBuf,
+    #[command(flatten)]
+    platform: PlatformArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Where the platform's Admin API is and which namespace it serves: `up` serves there, every
+/// other verb talks to it.
+#[derive(Args, Debug, Clone)]
+pub struct PlatformArgs {
+    /// The Admin API's address (`up` listens there; the CLI talks to it).
+    #[arg(
+        long,
+        global = true,
+        env = "HOMERUN_API_ADDR",
+        default_value = "127.0.0.1:8090"
+    )]
+    pub api_addr: std::net::SocketAddr,
+    /// The project: the default project for `up`, the one the CLI works in.
+    #[arg(long, global = true, env = "HOMERUN_PROJECT", default_value = "local")]
+    pub project: String,
+    /// The region (Cloud Run's location): the only one `up` serves.
+    #[arg(long, global = true, env = "HOMERUN_REGION", default_value = "local")]
+    pub region: String,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the platform in the foreground: Admin API, router, controller.
+    Up(up::UpArgs),
     /// Pull, list and remove images.
     #[command(subcommand)]
     Images(images::ImagesCommand),
@@ -62,10 +87,15 @@ fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Up(_)) {
+        // Instances' inits are reparented to this process, which reads their exits.
+        runtime::container::become_subreaper()?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match cli.command {
+        Command::Up(args) => runtime.block_on(up::run(args, &cli.platform, &cli.data_dir)),
         Command::Images(cmd) => runtime.block_on(images::run(cmd, &cli.data_dir)),
     }
 }

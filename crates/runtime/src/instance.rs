@@ -345,6 +345,20 @@ impl Instance {
         &self.logs
     }
 
+    /// CPU time used by every container of the instance so far (the autoscaler's CPU
+    /// signal: its rate over a window is the instance's CPU use). Containers whose cgroup
+    /// cannot be read count as zero.
+    pub fn cpu_usage(&self) -> Duration {
+        self.containers
+            .iter()
+            .filter_map(|r| {
+                Cgroup::new(&self.node.cgroups, r.container.cgroups_path())
+                    .cpu_usage()
+                    .ok()
+            })
+            .sum()
+    }
+
     /// How many times `restart` has run.
     pub fn restarts(&self) -> u32 {
         self.restarts

@@ -8,6 +8,7 @@ pub mod http;
 pub mod images;
 pub mod layer;
 pub mod layout;
+pub mod platform;
 pub mod prereq;
 pub mod registry;
 

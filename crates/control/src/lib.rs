@@ -1,0 +1,224 @@
+//! homerun's controller: it reconciles what the Admin API stored (services, revisions,
+//! operations) with what runs.
+//!
+//! - [`Controller::run`] makes a pass on every store write (the API's `changed`
+//!   notifier), on every revision verdict and every second: it reads all services and
+//!   revisions, decides which revisions need a task ([`revision`]: new ones to prove
+//!   they start, those traffic or a tag points at to serve), gives the router its table,
+//!   retires the rest, and writes status (conditions, `latestReadyRevision`,
+//!   `trafficStatuses`, `observedGeneration`) and finishes operations.
+//! - A revision's task owns its instances ([`instance`]) and its autoscaler; the router's
+//!   events reach it through [`EventSink`].
+//! - [`spec`] turns a stored revision into the runtime's, router's and autoscaler's terms.
+
+mod error;
+mod instance;
+mod reconcile;
+mod revision;
+pub mod spec;
+mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use store::Store;
+use tokio::sync::{mpsc, Notify};
+
+pub use error::ControlError;
+use revision::{Message, Outcome};
+
+/// How the controller runs instances.
+#[derive(Clone)]
+pub struct ControllerConfig {
+    /// Services of this project also answer at `{service}.{domain}`.
+    pub default_project: String,
+    pub domain: String,
+    /// How service and tag URLs are written in status.
+    pub endpoint: api::Endpoint,
+    pub autoscaler: autoscaler::Config,
+    pub registry: image::RegistryOptions,
+    /// Between SIGTERM and SIGKILL (the contract: 10 s).
+    pub grace: Duration,
+    /// `/etc/hosts` lines every instance gets.
+    pub hosts: Vec<(String, Vec<String>)>,
+}
+
+/// The router's events, handed to the task of the revision they concern. Give it to
+/// [`router::Router::new`], then to [`Controller::new`].
+#[derive(Clone, Default)]
+pub struct EventSink {
+    revisions: Arc<RwLock<HashMap<String, mpsc::UnboundedSender<Message>>>>,
+}
+
+impl router::Events for EventSink {
+    fn event(&self, event: router::Event) {
+        let revision = match &event {
+            router::Event::Demand(d) => &d.revision,
+            router::Event::InstanceBusy { revision, .. }
+            | router::Event::InstanceFailed { revision, .. } => revision,
+        };
+        let map = self.revisions.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = map.get(&**revision) {
+            let _ = tx.send(Message::Router(event));
+        }
+    }
+}
+
+/// The reconciler. One per platform.
+pub struct Controller {
+    store: Arc<dyn Store>,
+    config: ControllerConfig,
+    platform: revision::Platform,
+    sink: EventSink,
+    outcomes_tx: mpsc::UnboundedSender<Outcome>,
+    outcomes: tokio::sync::Mutex<mpsc::UnboundedReceiver<Outcome>>,
+    /// Revisions with a task, and whether it is proving the revision.
+    tasks: Mutex<HashMap<String, bool>>,
+    /// Verdicts of readiness checks not yet written to the store.
+    verdicts: Mutex<HashMap<String, Result<(), String>>>,
+}
+
+impl Controller {
+    /// `runc` runs second generation revisions (and unspecified ones); `runsc`, when
+    /// given, the first generation.
+    pub fn new(
+        store: Arc<dyn Store>,
+        runc: runtime::instance::Node,
+        runsc: Option<runtime::instance::Node>,
+        router: Arc<router::Router>,
+        sink: EventSink,
+        config: ControllerConfig,
+    ) -> Arc<Controller> {
+        let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
+        Arc::new(Controller {
+            platform: revision::Platform {
+                runc,
+                runsc,
+                router,
+                autoscaler: config.autoscaler.clone(),
+                registry: config.registry.clone(),
+                grace: config.grace,
+                epoch: Instant::now(),
+                hosts: config.hosts.clone(),
+            },
+            store,
+            config,
+            sink,
+            outcomes_tx,
+            outcomes: tokio::sync::Mutex::new(outcomes),
+            tasks: Mutex::new(HashMap::new()),
+            verdicts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Reconciles until `shutdown` resolves, then retires every revision: instances leave
+    /// routing, finish their requests and stop (SIGTERM, the grace period, SIGKILL).
+    pub async fn run(
+        self: Arc<Self>,
+        changed: Arc<Notify>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut outcomes = self.outcomes.lock().await;
+        loop {
+            let this = self.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || this.pass()).await {
+                tracing::error!("reconcile pass panicked: {e}");
+            }
+            tokio::select! {
+                () = changed.notified() => {}
+                Some(outcome) = outcomes.recv() => self.on_outcome(outcome),
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = &mut shutdown => break,
+            }
+            // Take whatever else arrived with it, then pass once.
+            while let Ok(outcome) = outcomes.try_recv() {
+                self.on_outcome(outcome);
+            }
+        }
+        self.retire_all(&mut outcomes).await;
+    }
+
+    fn on_outcome(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Checked { revision, result } => {
+                if let Err(e) = &result {
+                    tracing::warn!(%revision, "revision failed its readiness check: {e}");
+                } else {
+                    tracing::info!(%revision, "revision ready");
+                }
+                lock(&self.verdicts).insert(revision, result);
+            }
+            Outcome::Ended { revision } => {
+                let mut senders = self
+                    .sink
+                    .revisions
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner());
+                if senders.get(&revision).is_some_and(|tx| tx.is_closed()) {
+                    senders.remove(&revision);
+                    lock(&self.tasks).remove(&revision);
+                }
+            }
+        }
+    }
+
+    async fn retire_all(&self, outcomes: &mut mpsc::UnboundedReceiver<Outcome>) {
+        let senders: Vec<_> = {
+            let map = self
+                .sink
+                .revisions
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            map.values().cloned().collect()
+        };
+        for tx in &senders {
+            let _ = tx.send(Message::Retire);
+        }
+        while !lock(&self.tasks).is_empty() {
+            match outcomes.recv().await {
+                Some(o) => self.on_outcome(o),
+                None => break,
+            }
+        }
+    }
+
+    /// Starts a task for `revision` unless one runs.
+    fn ensure_task(&self, plan: spec::RevisionPlan, check: bool) {
+        let mut tasks = lock(&self.tasks);
+        if tasks.contains_key(&plan.name) {
+            return;
+        }
+        let name = plan.name.clone();
+        let tx = revision::spawn(self.platform.clone(), plan, check, self.outcomes_tx.clone());
+        self.sink
+            .revisions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone(), tx);
+        tasks.insert(name, check);
+    }
+
+    /// Asks every task not in `keep` to retire.
+    fn retire_others(&self, keep: &HashMap<String, bool>) {
+        let tasks = lock(&self.tasks);
+        let senders = self
+            .sink
+            .revisions
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        for name in tasks.keys() {
+            if !keep.contains_key(name) {
+                if let Some(tx) = senders.get(name) {
+                    tracing::info!(revision = %name, "retiring");
+                    let _ = tx.send(Message::Retire);
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
