@@ -57,7 +57,8 @@ fn free_port() -> u16 {
 impl Platform {
     /// Starts `homerun up` (the binary at `binary`) on bridge and subnet number `net`
     /// (10.240.`net`.0/24; each test its own), with `extra` flags after `up`.
-    pub fn start(binary: &Path, net: u8, extra: &[&str]) -> Platform {
+    pub fn start(binary: impl AsRef<Path>, net: u8, extra: &[&str]) -> Platform {
+        let binary = binary.as_ref();
         static N: AtomicU32 = AtomicU32::new(0);
         let bridge = format!(
             "hrp{}x{}",
