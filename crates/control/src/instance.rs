@@ -99,10 +99,12 @@ async fn run(
         }
     };
     let took = started.elapsed();
+    let end = router::EndSignal::new();
     let endpoint = |instance: &Instance| router::Endpoint {
         id: id.to_string(),
         addr: SocketAddr::new(instance.address().into(), ctx.port.unwrap_or(8080)),
         concurrency: ctx.concurrency,
+        end: end.clone(),
     };
     if ctx.port.is_some() {
         ctx.router
@@ -120,6 +122,12 @@ async fn run(
         tokio::select! {
             event = instance.watch() => match event {
                 InstanceEvent::Exited { container, exit } => {
+                    // Its in-flight requests learn why (500 for an OOM kill).
+                    end.send(if exit.oom_killed {
+                        router::InstanceEnd::OutOfMemory
+                    } else {
+                        router::InstanceEnd::Exited
+                    });
                     ctx.router.pools().remove_instance(&ctx.revision, &id);
                     break Some(format!("container {container} exited ({})", describe_exit(&exit)));
                 }

@@ -23,8 +23,8 @@ pub mod table;
 
 pub use events::{Demand, Event, Events, NoEvents};
 pub use pool::{
-    AcquireError, Drain, Endpoint, Pools, Protocol, QueueConfig, RevisionPool, RevisionSettings,
-    RevisionStats, Slot,
+    AcquireError, Drain, EndSignal, Endpoint, InstanceEnd, Pools, Protocol, QueueConfig,
+    RevisionPool, RevisionSettings, RevisionStats, Slot,
 };
 pub use proxy::{Router, RouterOptions, Scheme, NO_INSTANCE_MESSAGE};
 pub use rng::{RandomSource, SplitMix64};

@@ -89,13 +89,68 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// Most requests in flight at once (0 is taken as 1).
     pub concurrency: usize,
+    /// Where the platform says how the instance ended, so that the requests it had in
+    /// flight get the right answer (500 for an OOM kill, as the contract says; else 503).
+    pub end: EndSignal,
 }
+
+/// How an instance ended, as the platform saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceEnd {
+    /// Its container exited or was stopped.
+    Exited,
+    /// The kernel's OOM killer ended it: its memory limit was exceeded.
+    OutOfMemory,
+}
+
+/// Shared between the platform, which [`send`](EndSignal::send)s how an instance ended,
+/// and the router, which waits for that when a request to it fails. Clones are the same
+/// signal.
+#[derive(Debug, Clone, Default)]
+pub struct EndSignal(Arc<watch::Sender<Option<InstanceEnd>>>);
+
+impl EndSignal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tells how the instance ended (the first word counts).
+    pub fn send(&self, end: InstanceEnd) {
+        self.0.send_if_modified(|v| {
+            if v.is_none() {
+                *v = Some(end);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Waits at most `within` for the verdict.
+    pub async fn wait(&self, within: Duration) -> Option<InstanceEnd> {
+        let mut rx = self.0.subscribe();
+        let verdict = tokio::time::timeout(within, rx.wait_for(Option::is_some)).await;
+        match verdict {
+            Ok(Ok(v)) => *v,
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for EndSignal {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for EndSignal {}
 
 #[derive(Debug)]
 struct Instance {
     id: Arc<str>,
     addr: SocketAddr,
     concurrency: usize,
+    end: EndSignal,
     /// Requests in flight; watched by [`Drain`].
     in_flight: watch::Sender<usize>,
 }
@@ -184,6 +239,11 @@ impl Slot {
 
     pub fn instance_id(&self) -> &Arc<str> {
         &self.instance.id
+    }
+
+    /// How the instance ended, told by the platform.
+    pub fn end(&self) -> &EndSignal {
+        &self.instance.end
     }
 
     pub fn revision(&self) -> &Arc<str> {
@@ -286,6 +346,7 @@ impl RevisionPool {
                 id: Arc::from(endpoint.id.as_str()),
                 addr: endpoint.addr,
                 concurrency: endpoint.concurrency.max(1),
+                end: endpoint.end,
                 in_flight: watch::Sender::new(0),
             }));
             self.dispatch(&mut s, &mut after);
@@ -566,6 +627,7 @@ mod tests {
             id: id.into(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             concurrency,
+            end: EndSignal::new(),
         }
     }
 

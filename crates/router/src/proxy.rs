@@ -29,11 +29,14 @@ use tokio::time::Instant;
 use crate::body::{full, LimitedBody, ProxyBody, UpstreamBody};
 use crate::events::{Event, Events};
 use crate::headers;
-use crate::pool::{AcquireError, Pools, Protocol, QueueConfig, Slot};
+use crate::pool::{AcquireError, InstanceEnd, Pools, Protocol, QueueConfig, Slot};
 use crate::rng::{RandomSource, SplitMix64};
 use crate::table::SharedTable;
 
 /// The body of a 429 from the activator queue, as Cloud Run words it.
+/// How long a failed request waits for the platform to say how its instance ended.
+const END_VERDICT_WAIT: Duration = Duration::from_secs(1);
+
 pub const NO_INSTANCE_MESSAGE: &str =
     "The request was aborted because there was no available instance.";
 
@@ -304,7 +307,7 @@ impl Router {
                 if exceeded.load(Ordering::Relaxed) {
                     return text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
                 }
-                return self.upstream_error(&e, slot);
+                return self.upstream_error(&e, slot).await;
             }
         };
         if headers::validate(resp.headers(), false).is_err() {
@@ -335,7 +338,7 @@ impl Router {
     }
 
     /// The request could not get a response from the instance.
-    fn upstream_error(
+    async fn upstream_error(
         &self,
         e: &hyper_util::client::legacy::Error,
         slot: Slot,
@@ -362,16 +365,25 @@ impl Router {
         let error = format!("{e:?}");
         tracing::warn!(%revision, %instance, %error, "instance failed mid-request");
         slot.pool().remove_instance(&instance);
+        let end = slot.end().clone();
         drop(slot);
         self.events.event(Event::InstanceFailed {
             revision,
             instance,
             error,
         });
-        text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service Unavailable: the instance failed.\n",
-        )
+        // An instance killed for its memory answers 500 (the contract); any other
+        // failure 503. The platform's word comes within milliseconds of the exit.
+        match end.wait(END_VERDICT_WAIT).await {
+            Some(InstanceEnd::OutOfMemory) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error: the instance was stopped because it exceeded its memory limit.\n",
+            ),
+            _ => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable: the instance failed.\n",
+            ),
+        }
     }
 }
 

@@ -289,6 +289,7 @@ async fn shutdown_stops_accepting_and_finishes_in_flight() {
             id: "a".into(),
             addr: up,
             concurrency: 1,
+            end: Default::default(),
         },
     );
     let in_flight = tokio::spawn(async move {

@@ -139,6 +139,7 @@ impl Harness {
                 id: id.into(),
                 addr,
                 concurrency,
+                end: Default::default(),
             },
         );
     }
