@@ -30,6 +30,12 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled docker-registry 
     systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 
+# Google's official Python client, for the acceptance test crates/homerun/tests/python_client.rs.
+if ! python3 -c "import google.cloud.run_v2" >/dev/null 2>&1; then
+    echo "setup.sh: installing google-cloud-run (pip)"
+    python3 -m pip install --quiet google-cloud-run
+fi
+
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 # The workspace needs Rust 1.80 or newer (Debian 12's own cargo is 1.65).
 cargo_ok() {
