@@ -1,5 +1,6 @@
 //! The `homerun` binary: CLI verbs and platform wiring. Verbs appear here only once they work.
 
+mod cli;
 mod images;
 mod progress;
 mod up;
@@ -53,6 +54,8 @@ enum Command {
     /// Pull, list and remove images.
     #[command(subcommand)]
     Images(images::ImagesCommand),
+    #[command(flatten)]
+    AdminApi(cli::AdminApiCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -97,5 +100,6 @@ fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => runtime.block_on(up::run(args, &cli.platform, &cli.data_dir)),
         Command::Images(cmd) => runtime.block_on(images::run(cmd, &cli.data_dir)),
+        Command::AdminApi(cmd) => runtime.block_on(cli::run(cmd, &cli.platform)),
     }
 }

@@ -1,0 +1,389 @@
+//! The Admin API over HTTP, as the CLI uses it: JSON in and out, `google.rpc.Status`
+//! errors turned into [`ApiError`], long-running operations waited for with `:wait`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::PlatformArgs;
+
+/// How long to wait for the API to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an ordinary call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Beyond a `:wait`'s own timeout, how long its answer may take to arrive.
+const WAIT_MARGIN: Duration = Duration::from_secs(30);
+
+/// An error the API answered with (`{"error": {"code", "message", "status", "details"}}`),
+/// or an operation's `error`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The HTTP status (for an operation's error, the one its rpc code maps to).
+    pub http_status: u16,
+    /// The rpc code's name (`INVALID_ARGUMENT`), when known.
+    pub status: String,
+    pub message: String,
+    /// `(field, description)` of every `google.rpc.BadRequest` field violation.
+    pub violations: Vec<(String, String)>,
+}
+
+impl ApiError {
+    /// From an HTTP error body; `None` when the body is not Google's error envelope.
+    fn from_http_body(http_status: u16, body: &[u8]) -> Option<ApiError> {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let error = value.get("error")?;
+        Some(ApiError {
+            http_status,
+            status: error
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            message: error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            violations: violations_of(error.get("details")),
+        })
+    }
+
+    /// From an operation's `error` (a `google.rpc.Status`, its code the rpc number).
+    pub fn from_status(status: &api::Status) -> ApiError {
+        let violations = status
+            .bad_request()
+            .map(|b| {
+                b.field_violations
+                    .iter()
+                    .map(|v| (v.field.clone(), v.description.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ApiError {
+            http_status: status.http_status(),
+            status: status.code().as_str().to_string(),
+            message: status.message.clone(),
+            violations,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.http_status == 404
+    }
+}
+
+fn violations_of(details: Option<&Value>) -> Vec<(String, String)> {
+    let Some(details) = details.and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    details
+        .iter()
+        .filter_map(|d| d.get("fieldViolations").and_then(Value::as_array))
+        .flatten()
+        .map(|v| {
+            let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            (text("field"), text("description"))
+        })
+        .collect()
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message.is_empty() {
+            write!(f, "the API answered {} {}", self.http_status, self.status)?;
+        } else {
+            f.write_str(&self.message)?;
+        }
+        // The API's messages usually list the violations already; name any they do not.
+        let unnamed: Vec<String> = self
+            .violations
+            .iter()
+            .map(|(field, description)| {
+                if field.is_empty() {
+                    description.clone()
+                } else {
+                    format!("{field}: {description}")
+                }
+            })
+            .filter(|v| !self.message.contains(v.as_str()))
+            .collect();
+        if !unnamed.is_empty() {
+            write!(f, " ({})", unnamed.join("; "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Whether an error is the API saying 404.
+pub fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<ApiError>()
+        .is_some_and(ApiError::is_not_found)
+}
+
+/// A client of one project and location of the Admin API.
+pub struct ApiClient {
+    http: reqwest::Client,
+    addr: SocketAddr,
+    pub project: String,
+    pub region: String,
+}
+
+impl ApiClient {
+    pub fn new(platform: &PlatformArgs) -> anyhow::Result<ApiClient> {
+        let http = reqwest::Client::builder()
+            // The API is homerun's own: never through a proxy from the environment.
+            .no_proxy()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .context("building the HTTP client")?;
+        Ok(ApiClient {
+            http,
+            addr: platform.api_addr,
+            project: platform.project.clone(),
+            region: platform.region.clone(),
+        })
+    }
+
+    /// `/v2/projects/{p}/locations/{l}`.
+    fn location_path(&self) -> String {
+        format!(
+            "/v2/projects/{}/locations/{}",
+            encode(&self.project),
+            encode(&self.region)
+        )
+    }
+
+    fn service_path(&self, service: &str) -> String {
+        format!("{}/services/{}", self.location_path(), encode(service))
+    }
+
+    /// One call: `path` below the API's root, query pairs, an optional JSON body.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
+        let mut url = format!("http://{}{path}", self.addr);
+        for (i, (k, v)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&encode(k));
+            url.push('=');
+            url.push_str(&encode(v));
+        }
+        tracing::debug!(%method, %url, "API call");
+        let mut request = self.http.request(method, &url).timeout(timeout);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(e))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        if !status.is_success() {
+            return Err(match ApiError::from_http_body(status.as_u16(), &bytes) {
+                Some(e) => e.into(),
+                None => anyhow::anyhow!(
+                    "the homerun API at {} answered {status}: {}",
+                    self.addr,
+                    String::from_utf8_lossy(&bytes).trim()
+                ),
+            });
+        }
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("the homerun API at {} answered with bad JSON", self.addr))
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> anyhow::Error {
+        if e.is_connect() {
+            anyhow::anyhow!(
+                "cannot reach the homerun API at {}: is `homerun up` running?",
+                self.addr
+            )
+        } else if e.is_timeout() {
+            anyhow::anyhow!("the homerun API at {} did not answer in time", self.addr)
+        } else {
+            anyhow::Error::new(e).context(format!("talking to the homerun API at {}", self.addr))
+        }
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<Value> {
+        self.call(Method::GET, path, query, None, CALL_TIMEOUT)
+            .await
+    }
+
+    /// Every item of a paged list (`items_key`: `services`, `revisions`).
+    async fn list_all(&self, path: &str, items_key: &str) -> anyhow::Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut token = String::new();
+        loop {
+            let mut query = vec![("pageSize", "1000")];
+            if !token.is_empty() {
+                query.push(("pageToken", token.as_str()));
+            }
+            let page = self.get(path, &query).await?;
+            if let Some(Value::Array(page_items)) = page.get(items_key) {
+                items.extend(page_items.iter().cloned());
+            }
+            match page.get("nextPageToken").and_then(Value::as_str) {
+                Some(next) if !next.is_empty() => token = next.to_string(),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// The service, or `None` when it does not exist.
+    pub async fn get_service(&self, service: &str) -> anyhow::Result<Option<Value>> {
+        match self.get(&self.service_path(service), &[]).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn list_services(&self) -> anyhow::Result<Vec<Value>> {
+        self.list_all(&format!("{}/services", self.location_path()), "services")
+            .await
+    }
+
+    /// `CreateService`: the operation.
+    pub async fn create_service(&self, service_id: &str, service: &Value) -> anyhow::Result<Value> {
+        let path = format!("{}/services", self.location_path());
+        self.call(
+            Method::POST,
+            &path,
+            &[("serviceId", service_id)],
+            Some(service),
+            CALL_TIMEOUT,
+        )
+        .await
+    }
+
+    /// `UpdateService` (`update_mask` empty: every writable field replaced): the operation.
+    pub async fn update_service(
+        &self,
+        service_id: &str,
+        service: &Value,
+        update_mask: &str,
+    ) -> anyhow::Result<Value> {
+        let query: Vec<(&str, &str)> = if update_mask.is_empty() {
+            Vec::new()
+        } else {
+            vec![("updateMask", update_mask)]
+        };
+        self.call(
+            Method::PATCH,
+            &self.service_path(service_id),
+            &query,
+            Some(service),
+            CALL_TIMEOUT,
+        )
+        .await
+    }
+
+    /// `DeleteService`: the operation.
+    pub async fn delete_service(&self, service_id: &str) -> anyhow::Result<Value> {
+        self.call(
+            Method::DELETE,
+            &self.service_path(service_id),
+            &[],
+            None,
+            CALL_TIMEOUT,
+        )
+        .await
+    }
+
+    /// The revisions of a service, or of every service (`None`).
+    pub async fn list_revisions(&self, service: Option<&str>) -> anyhow::Result<Vec<Value>> {
+        let parent = self.service_path(service.unwrap_or(api::ServiceName::ANY));
+        self.list_all(&format!("{parent}/revisions"), "revisions")
+            .await
+    }
+
+    /// The revision, or `None` when it does not exist.
+    pub async fn get_revision(
+        &self,
+        service: &str,
+        revision: &str,
+    ) -> anyhow::Result<Option<Value>> {
+        let path = format!(
+            "{}/revisions/{}",
+            self.service_path(service),
+            encode(revision)
+        );
+        match self.get(&path, &[]).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `:wait` on an operation (its full name) for at most `timeout`: the operation as
+    /// it then is, done or not.
+    pub async fn wait_operation(&self, name: &str, timeout: Duration) -> anyhow::Result<Value> {
+        let path = format!("/v2/{name}:wait");
+        let body = json!({ "timeout": format!("{}s", timeout.as_secs().max(1)) });
+        self.call(Method::POST, &path, &[], Some(&body), timeout + WAIT_MARGIN)
+            .await
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters and `/` (names are
+/// paths).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_envelope_names_violations_the_message_leaves_out() {
+        let body = json!({"error": {
+            "code": 400,
+            "message": "service.template.containers[0].image: required",
+            "status": "INVALID_ARGUMENT",
+            "details": [{
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [
+                    {"field": "service.template.containers[0].image", "description": "required"},
+                    {"field": "service.traffic[0].percent", "description": "must add up to 100"}
+                ]
+            }]
+        }});
+        let e = ApiError::from_http_body(400, body.to_string().as_bytes()).unwrap();
+        assert_eq!(e.status, "INVALID_ARGUMENT");
+        assert_eq!(
+            e.to_string(),
+            "service.template.containers[0].image: required (service.traffic[0].percent: must add up to 100)"
+        );
+        assert!(ApiError::from_http_body(502, b"Bad Gateway").is_none());
+    }
+
+    #[test]
+    fn encoding() {
+        assert_eq!(encode("a b/c"), "a%20b/c");
+        assert_eq!(encode("x=1&y"), "x%3D1%26y");
+    }
+}
