@@ -32,6 +32,16 @@ pub struct UpArgs {
     /// Where services are served (HTTP/1.1 and h2c).
     #[arg(long, env = "HOMERUN_INGRESS_ADDR", default_value = "0.0.0.0:8080")]
     pub ingress_addr: SocketAddr,
+    /// Also serve HTTPS here (HTTP/1.1 and HTTP/2 by ALPN).
+    #[arg(long, env = "HOMERUN_HTTPS_ADDR")]
+    pub https_addr: Option<SocketAddr>,
+    /// The HTTPS certificate chain (PEM); without it homerun makes a self-signed one for
+    /// `{domain}` and `*.{domain}`, kept in the data directory.
+    #[arg(long, env = "HOMERUN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The HTTPS private key (PEM).
+    #[arg(long, env = "HOMERUN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Service URLs are `http://{service}.{domain}:{port}`.
     #[arg(long, env = "HOMERUN_DOMAIN", default_value = "localhost")]
     pub domain: String,
@@ -140,6 +150,16 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
         .await
         .with_context(|| format!("listening on {} (--api-addr)", platform.api_addr))?;
     let ingress_port = ingress.local_addr()?.port();
+    let https = match args.https_addr {
+        None => None,
+        Some(addr) => {
+            let tls = load_tls(&args, data_dir)?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr} (--https-addr)"))?;
+            Some((listener, tls))
+        }
+    };
 
     let network_config = NetworkConfig {
         bridge: args.bridge.clone(),
@@ -231,6 +251,13 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
         router::Scheme::Http,
         stopped(stop_rx.clone()),
     ));
+    let https_task = https.map(|(listener, tls)| {
+        tokio::spawn(
+            router
+                .clone()
+                .serve_tls(listener, tls, stopped(stop_rx.clone())),
+        )
+    });
     let api_task = tokio::spawn(
         axum::serve(api_listener, api::router(api_state))
             .with_graceful_shutdown(stopped(stop_rx.clone()))
@@ -240,12 +267,18 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
         "homerun is up: services at http://{{service}}.{}:{ingress_port} (ingress {}), Admin API at http://{}",
         args.domain, args.ingress_addr, platform.api_addr
     );
+    if let Some(addr) = args.https_addr {
+        println!("HTTPS on {addr}");
+    }
 
     wait_for_signal().await?;
     eprintln!("homerun: shutting down: draining requests and stopping instances");
     let _ = stop_tx.send(true);
     // Routing stops first and in-flight requests finish; then the instances go.
     ingress_task.await?.context("serving the ingress")?;
+    if let Some(task) = https_task {
+        task.await?.context("serving HTTPS")?;
+    }
     controller_task.await?;
     api_task.await?.context("serving the Admin API")?;
     netpool.close();
@@ -255,6 +288,41 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
         .context("removing the bridge")?;
     eprintln!("homerun: stopped");
     Ok(())
+}
+
+/// The given certificate, or the self-signed one kept in `DATA_DIR/tls` (made on first
+/// use; the key is readable by root only).
+fn load_tls(args: &UpArgs, data_dir: &Path) -> anyhow::Result<router::Tls> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        return router::Tls::from_pem_files(cert, key).context("loading --tls-cert/--tls-key");
+    }
+    let dir = data_dir.join("tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if cert.exists() && key.exists() {
+        return router::Tls::from_pem_files(&cert, &key)
+            .with_context(|| format!("loading the certificate in {}", dir.display()));
+    }
+    let (tls, cert_pem, key_pem) = router::Tls::self_signed(&args.domain)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(&cert, cert_pem).with_context(|| format!("writing {}", cert.display()))?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&key)
+            .with_context(|| format!("writing {}", key.display()))?;
+        f.write_all(key_pem.as_bytes())?;
+    }
+    eprintln!(
+        "homerun: made a self-signed certificate for {0} and *.{0}: {1}",
+        args.domain,
+        cert.display()
+    );
+    Ok(tls)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

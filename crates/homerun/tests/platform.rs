@@ -373,3 +373,43 @@ fn min_instances_survive_a_kill_and_recovery() {
     assert_eq!(env_of(&r.json())["K_SERVICE"], "warm");
     stop_clean(p);
 }
+
+#[test]
+fn https_ingress_with_a_self_signed_certificate() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let https = format!("127.0.0.1:{port}");
+    let Some(p) = platform(206, &["--https-addr", &https, "--domain", "example.test"]) else {
+        return;
+    };
+    ok_response(&p.create_service("secure", &probe_service(&[])));
+    let cert = p.data.path().join("tls/cert.pem");
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "60", "--http2", "--cacert"])
+        .arg(&cert)
+        .args([
+            "--resolve",
+            &format!("secure.example.test:{port}:127.0.0.1"),
+            "-w",
+            "\n%{http_version} %{http_code}",
+            &format!("https://secure.example.test:{port}/"),
+        ])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    assert_eq!(status, "2 200", "HTTP/2 over TLS: {text}");
+    let report: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(env_of(&report)["K_SERVICE"], "secure");
+    let r = p.request("secure.example.test", "GET", "/headers");
+    assert_eq!(r.status, 200);
+    stop_clean(p);
+}

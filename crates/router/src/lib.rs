@@ -20,6 +20,7 @@ pub mod pool;
 pub mod proxy;
 pub mod rng;
 pub mod table;
+pub mod tls;
 
 pub use events::{Demand, Event, Events, NoEvents};
 pub use pool::{
@@ -29,3 +30,4 @@ pub use pool::{
 pub use proxy::{Router, RouterOptions, Scheme, NO_INSTANCE_MESSAGE};
 pub use rng::{RandomSource, SplitMix64};
 pub use table::{Resolved, RoutingTable, ServiceRoutes, SharedTable, TrafficTarget};
+pub use tls::{Tls, TlsError};

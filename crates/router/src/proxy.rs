@@ -34,6 +34,9 @@ use crate::rng::{RandomSource, SplitMix64};
 use crate::table::SharedTable;
 
 /// The body of a 429 from the activator queue, as Cloud Run words it.
+/// How long a client may take to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a failed request waits for the platform to say how its instance ended.
 const END_VERDICT_WAIT: Duration = Duration::from_secs(1);
 
@@ -147,6 +150,28 @@ impl Router {
         scheme: Scheme,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
+        self.serve_with(listener, None, scheme, shutdown).await
+    }
+
+    /// Serves HTTPS (HTTP/1.1 and HTTP/2 by ALPN) on `listener` with `tls`, as
+    /// [`Router::serve`] does HTTP.
+    pub async fn serve_tls(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: crate::tls::Tls,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        self.serve_with(listener, Some(tls.acceptor()), Scheme::Https, shutdown)
+            .await
+    }
+
+    async fn serve_with(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        scheme: Scheme,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
         tokio::pin!(shutdown);
@@ -158,8 +183,18 @@ impl Router {
                         let router = self.clone();
                         let stop = stop_rx.clone();
                         let alive = alive_tx.clone();
+                        let tls = tls.clone();
                         tokio::spawn(async move {
-                            router.serve_connection(TokioIo::new(stream), peer, scheme, stop).await;
+                            match tls {
+                                None => router.serve_connection(TokioIo::new(stream), peer, scheme, stop).await,
+                                Some(acceptor) => {
+                                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                        Ok(Ok(stream)) => router.serve_connection(TokioIo::new(stream), peer, scheme, stop).await,
+                                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                                    }
+                                }
+                            }
                             drop(alive);
                         });
                     }
