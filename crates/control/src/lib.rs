@@ -73,8 +73,10 @@ pub struct Controller {
     sink: EventSink,
     outcomes_tx: mpsc::UnboundedSender<Outcome>,
     outcomes: tokio::sync::Mutex<mpsc::UnboundedReceiver<Outcome>>,
-    /// Revisions with a task, and whether it is proving the revision.
-    tasks: Mutex<HashMap<String, bool>>,
+    /// Revisions with a task.
+    tasks: Mutex<HashMap<String, Task>>,
+    /// The revisions the last pass wanted a task for.
+    wanted: Mutex<HashMap<String, bool>>,
     /// Verdicts of readiness checks not yet written to the store.
     verdicts: Mutex<HashMap<String, Result<(), String>>>,
 }
@@ -108,6 +110,7 @@ impl Controller {
             outcomes_tx,
             outcomes: tokio::sync::Mutex::new(outcomes),
             tasks: Mutex::new(HashMap::new()),
+            wanted: Mutex::new(HashMap::new()),
             verdicts: Mutex::new(HashMap::new()),
         })
     }
@@ -151,6 +154,8 @@ impl Controller {
                 lock(&self.verdicts).insert(revision, result);
             }
             Outcome::Ended { revision } => {
+                // Locks in one order everywhere: tasks, then senders.
+                let mut tasks = lock(&self.tasks);
                 let mut senders = self
                     .sink
                     .revisions
@@ -158,13 +163,20 @@ impl Controller {
                     .unwrap_or_else(|e| e.into_inner());
                 if senders.get(&revision).is_some_and(|tx| tx.is_closed()) {
                     senders.remove(&revision);
-                    lock(&self.tasks).remove(&revision);
+                    tasks.remove(&revision);
+                    drop((tasks, senders));
+                    // A revision wanted again keeps its pool (and the requests queued
+                    // there) for the task the next pass starts.
+                    if !lock(&self.wanted).contains_key(&revision) {
+                        self.platform.router.pools().remove_revision(&revision);
+                    }
                 }
             }
         }
     }
 
     async fn retire_all(&self, outcomes: &mut mpsc::UnboundedReceiver<Outcome>) {
+        lock(&self.wanted).clear();
         let senders: Vec<_> = {
             let map = self
                 .sink
@@ -184,10 +196,22 @@ impl Controller {
         }
     }
 
-    /// Starts a task for `revision` unless one runs.
+    /// Starts a task for `revision` unless one runs; one retiring serves on instead.
     fn ensure_task(&self, plan: spec::RevisionPlan, check: bool) {
         let mut tasks = lock(&self.tasks);
-        if tasks.contains_key(&plan.name) {
+        if let Some(task) = tasks.get_mut(&plan.name) {
+            if task.retiring && !check {
+                let senders = self
+                    .sink
+                    .revisions
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner());
+                if let Some(tx) = senders.get(&plan.name) {
+                    if tx.send(Message::Resume).is_ok() {
+                        task.retiring = false;
+                    }
+                }
+            }
             return;
         }
         let name = plan.name.clone();
@@ -197,26 +221,35 @@ impl Controller {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.clone(), tx);
-        tasks.insert(name, check);
+        tasks.insert(name, Task { retiring: false });
     }
 
-    /// Asks every task not in `keep` to retire.
-    fn retire_others(&self, keep: &HashMap<String, bool>) {
-        let tasks = lock(&self.tasks);
+    /// Asks every task not in `keep` to retire, and remembers `keep`.
+    fn retire_others(&self, keep: HashMap<String, bool>) {
+        let mut tasks = lock(&self.tasks);
         let senders = self
             .sink
             .revisions
             .read()
             .unwrap_or_else(|e| e.into_inner());
-        for name in tasks.keys() {
-            if !keep.contains_key(name) {
+        for (name, task) in tasks.iter_mut() {
+            if !keep.contains_key(name) && !task.retiring {
                 if let Some(tx) = senders.get(name) {
                     tracing::info!(revision = %name, "retiring");
                     let _ = tx.send(Message::Retire);
+                    task.retiring = true;
                 }
             }
         }
+        *lock(&self.wanted) = keep;
     }
+}
+
+/// What the controller knows of a revision's task.
+#[derive(Clone, Copy, Debug)]
+struct Task {
+    /// Asked to retire.
+    retiring: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -106,7 +106,7 @@ impl Controller {
                 &self.config.default_project,
                 routes,
             ));
-        self.retire_others(&wanted);
+        self.retire_others(wanted);
 
         let operations: Vec<(Operation, u64)> = list_all(&*self.store, OPERATION_KIND)?;
         for (s, revision, view) in views {

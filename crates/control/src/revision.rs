@@ -23,6 +23,8 @@ pub(crate) enum Message {
     Router(router::Event),
     /// Drain and stop every instance, then end.
     Retire,
+    /// Wanted again while retiring: keep serving.
+    Resume,
 }
 
 /// What a revision's task tells the controller.
@@ -122,39 +124,39 @@ async fn run(
             }
         },
     };
-    let router = platform.router.clone();
-    router
+    platform
+        .router
         .pools()
         .set_revision(plan.router_settings(Duration::ZERO));
 
     // Images first: a revision whose image cannot be had fails its check with that reason.
+    // Requests that arrive meanwhile wait in the pool's queue; the first tick after the
+    // pull sees them.
+    let pull = pull_images(node.clone(), plan.images(), platform.registry.clone());
+    tokio::pin!(pull);
     let images = loop {
-        let pulled = tokio::select! {
-            pulled = pull_images(node.clone(), plan.images(), platform.registry.clone()) => pulled,
-            message = messages.recv() => match message {
-                Some(Message::Retire) | None => {
-                    router.pools().remove_revision(&name);
+        tokio::select! {
+            pulled = &mut pull => match pulled {
+                Ok(images) => break images,
+                Err(e) if check => {
+                    let _ = outcomes.send(Outcome::Checked {
+                        revision: name,
+                        result: Err(e),
+                    });
                     return;
                 }
-                Some(Message::Router(_)) => continue,
+                Err(e) => {
+                    // A revision that was ready once: its image may come back (a
+                    // registry restarting); retry.
+                    tracing::warn!(revision = %name, "pulling: {e}; retrying in 5 s");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    pull.set(pull_images(node.clone(), plan.images(), platform.registry.clone()));
+                }
             },
-        };
-        match pulled {
-            Ok(images) => break images,
-            Err(e) if check => {
-                router.pools().remove_revision(&name);
-                let _ = outcomes.send(Outcome::Checked {
-                    revision: name,
-                    result: Err(e),
-                });
-                return;
-            }
-            Err(e) => {
-                // A revision that was ready once: its image may come back (a registry
-                // restarting); retry.
-                tracing::warn!(revision = %name, "pulling: {e}; retrying in 5 s");
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
+            message = messages.recv() => match message {
+                Some(Message::Retire) | None => return,
+                Some(Message::Router(_) | Message::Resume) => {}
+            },
         }
     };
 
@@ -185,13 +187,26 @@ async fn run(
     let mut tick = tokio::time::interval(state.platform.autoscaler.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut retiring = false;
+    let mut closed = false;
     loop {
         tokio::select! {
-            message = messages.recv(), if !retiring => match message {
-                Some(Message::Router(event)) => state.on_router_event(event),
-                Some(Message::Retire) | None => {
+            message = messages.recv(), if !closed => match message {
+                Some(Message::Router(event)) if !retiring => state.on_router_event(event),
+                Some(Message::Router(_)) => {}
+                Some(Message::Retire) if !retiring => {
                     retiring = true;
                     state.stop_all();
+                }
+                Some(Message::Retire) => {}
+                // Wanted again before its instances were gone: serve on; the autoscaler
+                // starts what the load needs.
+                Some(Message::Resume) => retiring = false,
+                None => {
+                    closed = true;
+                    if !retiring {
+                        retiring = true;
+                        state.stop_all();
+                    }
                 }
             },
             Some(report) = reports.recv() => {
@@ -217,11 +232,8 @@ async fn run(
             break;
         }
     }
-    state
-        .platform
-        .router
-        .pools()
-        .remove_revision(&state.plan.name);
+    // The controller removes the pool if the revision is still unwanted: requests
+    // queued for a revision wanted again must not fail.
 }
 
 /// One record per container, each image pulled once.

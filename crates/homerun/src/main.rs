@@ -50,7 +50,7 @@ pub struct PlatformArgs {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the platform in the foreground: Admin API, router, controller.
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Pull, list and remove images.
     #[command(subcommand)]
     Images(images::ImagesCommand),
@@ -98,7 +98,7 @@ fn run() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Up(args) => runtime.block_on(up::run(args, &cli.platform, &cli.data_dir)),
+        Command::Up(args) => runtime.block_on(up::run(*args, &cli.platform, &cli.data_dir)),
         Command::Images(cmd) => runtime.block_on(images::run(cmd, &cli.data_dir)),
         Command::AdminApi(cmd) => runtime.block_on(cli::run(cmd, &cli.platform)),
     }

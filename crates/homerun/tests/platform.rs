@@ -413,3 +413,82 @@ fn https_ingress_with_a_self_signed_certificate() {
     assert_eq!(r.status, 200);
     stop_clean(p);
 }
+
+#[test]
+fn first_generation_runs_under_runsc() {
+    if !testkit::require(&["runsc"], true) {
+        return;
+    }
+    let Some(p) = platform(207, &[]) else { return };
+    let service = json!({"template": {
+        "executionEnvironment": "EXECUTION_ENVIRONMENT_GEN1",
+        "containers": [{"image": image("probe")}],
+    }});
+    ok_response(&p.create_service("gvisor", &service));
+    assert!(p.containers().is_empty(), "gen1 must not run under runc");
+    let r = p.get("gvisor", "/");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let report = r.json();
+    assert_eq!(env_of(&report)["K_SERVICE"], "gvisor");
+    assert_eq!(
+        p.containers_of("runsc").len(),
+        1,
+        "{:?}",
+        p.containers_of("runsc")
+    );
+    stop_clean(p);
+}
+
+/// The CFS quota of a container, read from the host (cgroup v1 or v2).
+fn cpu_quota(container: &str) -> Option<String> {
+    let v1 = format!("/sys/fs/cgroup/cpu/homerun/{container}/cpu.cfs_quota_us");
+    let v2 = format!("/sys/fs/cgroup/homerun/{container}/cpu.max");
+    std::fs::read_to_string(v1)
+        .or_else(|_| std::fs::read_to_string(v2))
+        .ok()
+        .map(|s| s.split_whitespace().next().unwrap_or_default().to_string())
+}
+
+#[test]
+fn cpu_is_throttled_between_requests_unless_asked_not_to() {
+    let Some(p) = platform(208, &[]) else { return };
+    let service = |cpu_idle: bool| {
+        json!({"template": {
+            "scaling": {"minInstanceCount": 1},
+            "containers": [{
+                "image": image("probe"),
+                "resources": {"limits": {"cpu": "1", "memory": "512Mi"}, "cpuIdle": cpu_idle},
+            }],
+        }})
+    };
+    ok_response(&p.create_service("idle", &service(true)));
+    assert!(p.wait_containers(|c| c.len() == 1));
+    let container = p.containers().remove(0);
+    // Idle: throttled to 1 ms per 100 ms.
+    let throttled = "1000";
+    let wait_quota = |want: &str| {
+        let deadline = Instant::now() + PATIENCE;
+        while cpu_quota(&container).as_deref() != Some(want) {
+            assert!(
+                Instant::now() < deadline,
+                "quota of {container}: {:?}, want {want}",
+                cpu_quota(&container)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_quota(throttled);
+    // While a request runs, the whole CPU is back (the probe reads its own cgroup).
+    let report = p.get("idle", "/").json();
+    assert_eq!(report["cgroup"]["cpu_limit"], 1.0, "{}", report["cgroup"]);
+    wait_quota(throttled);
+
+    // cpuIdle false (gcloud's --no-cpu-throttling): a new revision whose instance keeps
+    // its CPU while idle.
+    ok_response(&p.update_service("idle", "", &service(false)));
+    assert!(p.wait_containers(|c| c.len() == 1 && c[0] != container));
+    let kept = p.containers().remove(0);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(cpu_quota(&kept).as_deref(), Some("100000"), "cpuIdle false");
+    stop_clean(p);
+}

@@ -258,12 +258,22 @@ impl Platform {
 
     /// The containers runc runs for this platform now (`runc list`).
     pub fn containers(&self) -> Vec<String> {
-        let out = Command::new("runc")
+        self.containers_of("runc")
+    }
+
+    /// The containers `runtime` (runc or runsc) runs for this platform now.
+    pub fn containers_of(&self, runtime: &str) -> Vec<String> {
+        let root = self.data.path().join(runtime);
+        if !root.exists() {
+            return Vec::new();
+        }
+        // runc takes `-q`; runsc's Go flags only `-quiet`, which runc takes too.
+        let out = Command::new(runtime)
             .arg("--root")
-            .arg(self.data.path().join("runc"))
-            .args(["list", "-q"])
+            .arg(root)
+            .args(["list", "--quiet"])
             .output()
-            .expect("runc list");
+            .unwrap_or_else(|e| panic!("{runtime} list: {e}"));
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_string)
