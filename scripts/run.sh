@@ -1,30 +1,32 @@
 #!/usr/bin/env bash
-# homerun's main job.
+# homerun's main job: the platform up with a sample service deployed, on the embedded
+# defaults (state in /var/lib/homerun, runc, the homerun0 bridge on 10.88.0.0/16, services
+# on 0.0.0.0:8080, the Admin API on 127.0.0.1:8090).
 #
-# Once the services issue lands this runs `homerun up` with a sample service deployed from a
-# local registry and prints curl lines for its URL. Today the platform does not exist yet, so
-# it runs what does: it builds homerun and the probe workload, builds the test images,
-# starts a real registry on loopback, pushes the probe image into it, shows it with skopeo,
-# pulls it into a scratch image store with `homerun images pull`,
-# and serves the probe (the sample service's workload) on port 8080 of every interface, as an
-# instance listens. Ctrl-C stops it all.
+# It installs what is missing, builds homerun (release) and the probe image, starts a
+# registry on loopback with the probe image in it, runs `homerun up`, deploys the probe as
+# the service `sample` with `homerun deploy`, and prints curl lines that work. Ctrl-C (or
+# SIGTERM) drains and stops everything: homerun exits with nothing left behind.
+#
+# HOMERUN_DEMO_REGISTRY_PORT (5050) moves the registry; every `homerun up` flag has its
+# HOMERUN_* variable (HOMERUN_INGRESS_ADDR, HOMERUN_DATA_DIR, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 REGISTRY_PORT=${HOMERUN_DEMO_REGISTRY_PORT:-5050}
-PROBE_PORT=${HOMERUN_DEMO_PORT:-8080}
 
 scripts/setup.sh
 # setup.sh may just have installed Rust: load its environment into this shell.
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 cargo build --release --locked -p homerun
 cargo run --quiet --locked -p testkit -- build-images >/dev/null
+homerun=target/release/homerun
 
 work=$(mktemp -d /tmp/homerun-demo.XXXXXX)
 pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    # homerun first (it drains its instances), then the registry.
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -41,7 +43,7 @@ http:
   addr: 127.0.0.1:$REGISTRY_PORT
 YAML
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
+registry_pid=$!
 for _ in $(seq 100); do
     curl -fsS "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null 2>&1 && break
     sleep 0.1
@@ -50,22 +52,31 @@ image="127.0.0.1:$REGISTRY_PORT/homerun/probe:latest"
 skopeo --insecure-policy copy --quiet --dest-tls-verify=false \
     "oci:$PWD/target/testimages/oci/probe:latest" "docker://$image"
 echo "registry: pushed $image"
-skopeo inspect --tls-verify=false "docker://$image" | grep -E '"(Digest|Architecture|Os)"'
-target/release/homerun --data-dir "$work/data" images pull "$image"
-target/release/homerun --data-dir "$work/data" images list
 
-# An environment of its own, as an instance has: the probe shows its environment to anyone
-# who asks, and it listens on all interfaces as the contract says.
-env -i PATH=/usr/bin:/bin PORT="$PROBE_PORT" K_SERVICE=sample K_REVISION=sample-00001-abc \
-    K_CONFIGURATION=sample target/static/x86_64-unknown-linux-gnu/release/probe &
-pids+=($!)
-for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:$PROBE_PORT/headers" >/dev/null 2>&1 && break
+"$homerun" up &
+homerun_pid=$!
+# Stopped in this order by cleanup: homerun, then the registry.
+pids=("$homerun_pid" "$registry_pid")
+api=${HOMERUN_API_ADDR:-127.0.0.1:8090}
+for _ in $(seq 300); do
+    curl -fsS "http://$api/v2/projects/local/locations/local/services" >/dev/null 2>&1 && break
+    kill -0 "$homerun_pid" 2>/dev/null || { echo "homerun up exited" >&2; exit 1; }
     sleep 0.1
 done
-echo "$(target/release/homerun --version): the platform (homerun up) is not built yet; serving its sample workload directly:"
-echo "  curl http://127.0.0.1:$PROBE_PORT/            # what the workload sees"
-echo "  curl http://127.0.0.1:$PROBE_PORT/headers     # request echo"
-echo "  skopeo inspect --tls-verify=false docker://$image"
-echo "Ctrl-C stops the registry and the probe."
-wait
+
+"$homerun" deploy sample --image "$image"
+port=${HOMERUN_INGRESS_ADDR:-0.0.0.0:8080}
+port=${port##*:}
+cat <<EOF
+
+The sample service is up. Try:
+  curl http://sample.localhost:$port/              # what the instance sees (env, mounts, limits)
+  curl http://sample.localhost:$port/headers       # the request as the instance got it
+  curl -H 'Host: sample.localhost' http://127.0.0.1:$port/
+  $homerun services list
+  $homerun deploy sample --image $image --set-env-vars GREETING=hello   # a new revision
+  $homerun revisions list
+Instances start on the first request and stop when idle (about two minutes).
+Ctrl-C drains and stops homerun.
+EOF
+wait "$homerun_pid"
