@@ -411,6 +411,17 @@ fn https_ingress_with_a_self_signed_certificate() {
     assert_eq!(env_of(&report)["K_SERVICE"], "secure");
     let r = p.request("secure.example.test", "GET", "/headers");
     assert_eq!(r.status, 200);
+    assert_eq!(r.json()["version"], "HTTP/1.1");
+
+    // A port named h2c: HTTP/2 from the router to the container, whatever the client spoke.
+    let h2c = json!({"template": {"containers": [{
+        "image": image("probe"),
+        "ports": [{"name": "h2c", "containerPort": 8080}],
+    }]}});
+    ok_response(&p.create_service("grpcish", &h2c));
+    let r = p.request("grpcish.example.test", "GET", "/headers");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["version"], "HTTP/2.0");
     stop_clean(p);
 }
 
