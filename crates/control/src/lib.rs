@@ -13,6 +13,7 @@
 
 mod error;
 mod instance;
+pub mod jobs;
 mod reconcile;
 mod revision;
 pub mod spec;
