@@ -12,6 +12,7 @@
 //! - [`spec`] turns a stored revision into the runtime's, router's and autoscaler's terms.
 
 mod error;
+mod images;
 mod instance;
 pub mod jobs;
 mod reconcile;

@@ -3,13 +3,12 @@
 //! asks for, starting them on demand (scale from zero: the router's first queued request
 //! reaches it at once) and draining and stopping the surplus.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoscaler::{Autoscaler, InstanceIdle, Sample};
-use image::{ImageRecord, ImageSource, Quiet, RegistryOptions};
+use image::{ImageRecord, RegistryOptions};
 use runtime::instance::{ContainerDef, InstanceSpec, Node};
 use tokio::sync::mpsc;
 
@@ -132,7 +131,7 @@ async fn run(
     // Images first: a revision whose image cannot be had fails its check with that reason.
     // Requests that arrive meanwhile wait in the pool's queue; the first tick after the
     // pull sees them.
-    let pull = pull_images(node.clone(), plan.images(), platform.registry.clone());
+    let pull = crate::images::pull(node.clone(), plan.images(), platform.registry.clone());
     tokio::pin!(pull);
     let images = loop {
         tokio::select! {
@@ -150,7 +149,7 @@ async fn run(
                     // registry restarting); retry.
                     tracing::warn!(revision = %name, "pulling: {e}; retrying in 5 s");
                     tokio::time::sleep(Duration::from_secs(5)).await;
-                    pull.set(pull_images(node.clone(), plan.images(), platform.registry.clone()));
+                    pull.set(crate::images::pull(node.clone(), plan.images(), platform.registry.clone()));
                 }
             },
             message = messages.recv() => match message {
@@ -234,57 +233,6 @@ async fn run(
     }
     // The controller removes the pool if the revision is still unwanted: requests
     // queued for a revision wanted again must not fail.
-}
-
-/// One record per container, each image pulled once.
-async fn pull_images(
-    node: Node,
-    images: Vec<String>,
-    registry: RegistryOptions,
-) -> Result<Vec<ImageRecord>, String> {
-    // The image store's pull future is not `Send` (a closure over borrowed layers in its
-    // stream), so it runs on a blocking thread of its own, on this runtime's drivers.
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(pull_each(&node, images, &registry)))
-        .await
-        .map_err(|e| format!("pulling images: {e}"))?
-}
-
-async fn pull_each(
-    node: &Node,
-    images: Vec<String>,
-    registry: &RegistryOptions,
-) -> Result<Vec<ImageRecord>, String> {
-    let mut pulled: HashMap<String, ImageRecord> = HashMap::new();
-    let mut records = Vec::with_capacity(images.len());
-    for image in images {
-        if let Some(r) = pulled.get(&image) {
-            records.push(r.clone());
-            continue;
-        }
-        let source = ImageSource::parse(&image)
-            .map_err(|e| format!("Image '{image}' is not a valid reference: {e}"))?;
-        let record = match node.store.pull(&source, registry, &Quiet).await {
-            Ok(outcome) => outcome.record,
-            Err(e) => {
-                // The registry may be gone while the image is in the store: a revision
-                // that ran once keeps running from what it pulled.
-                let cached = image::pull::record_reference(&source)
-                    .ok()
-                    .and_then(|key| node.store.get(&key).ok().flatten());
-                match cached {
-                    Some(r) => {
-                        tracing::warn!(%image, "pull failed ({e}); using the stored image");
-                        r
-                    }
-                    None => return Err(format!("Image '{image}' could not be pulled: {e}")),
-                }
-            }
-        };
-        pulled.insert(image, record.clone());
-        records.push(record);
-    }
-    Ok(records)
 }
 
 impl State {

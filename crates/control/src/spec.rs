@@ -192,7 +192,11 @@ impl RevisionPlan {
     }
 }
 
-fn container_plan(c: &Container, name: String, port: Option<u16>) -> Result<ContainerPlan, String> {
+pub(crate) fn container_plan(
+    c: &Container,
+    name: String,
+    port: Option<u16>,
+) -> Result<ContainerPlan, String> {
     let limits = c
         .resources
         .as_ref()

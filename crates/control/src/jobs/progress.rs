@@ -299,7 +299,10 @@ mod tests {
         assert_eq!(p.end(), Some(ExecutionEnd::Failed));
         let c = p.counts();
         assert_eq!((c.failed, c.retried), (1, 2));
-        assert_eq!(p.first_failure().unwrap().last.as_ref().unwrap().exit_code, Some(7));
+        assert_eq!(
+            p.first_failure().unwrap().last.as_ref().unwrap().exit_code,
+            Some(7)
+        );
     }
 
     #[test]
