@@ -138,6 +138,14 @@ impl Condition {
         self
     }
 
+    /// The condition with an execution reason (clearing the other reasons of the oneof).
+    pub fn with_execution_reason(mut self, reason: ExecutionReason) -> Self {
+        self.reason = None;
+        self.revision_reason = None;
+        self.execution_reason = Some(reason);
+        self
+    }
+
     /// The condition with a severity.
     pub fn with_severity(mut self, severity: Severity) -> Self {
         self.severity = severity;
@@ -145,7 +153,8 @@ impl Condition {
     }
 }
 
-/// The condition types Cloud Run services and revisions report.
+/// The condition types Cloud Run services, revisions, jobs, executions and tasks
+/// report.
 pub mod types {
     /// The resource is ready (a service's `terminalCondition`).
     pub const READY: &str = "Ready";
@@ -159,4 +168,7 @@ pub mod types {
     pub const RESOURCES_AVAILABLE: &str = "ResourcesAvailable";
     /// A revision may receive traffic.
     pub const ACTIVE: &str = "Active";
+    /// An execution (or a task) ran to its end: `CONDITION_SUCCEEDED` or
+    /// `CONDITION_FAILED` once it has; `CONDITION_RECONCILING` while it is cancelled.
+    pub const COMPLETED: &str = "Completed";
 }

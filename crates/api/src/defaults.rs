@@ -12,7 +12,14 @@
 //!   (240 s timeout and period, one failure);
 //! - probes: timeout 1 s, period 10 s, failure threshold 3, the container's port,
 //!   HTTP path `/`.
+//!
+//! Jobs ([`apply_job_defaults`]): launch stage `GA`; `taskCount` 1 (`parallelism` 0
+//! stays: as many as the platform allows); `maxRetries` 3, task `timeout` 600 s; each
+//! container's limits cpu `"1"`, memory `"512Mi"` (no `cpuIdle`: a task has its CPU
+//! all along) and the probe defaults above. No port and no startup probe are added: a
+//! job's containers listen on nothing.
 
+use crate::job::{ExecutionTemplate, Job, TaskTemplate};
 use crate::k8s::{Container, ContainerPort, Probe, ResourceRequirements, TcpSocketAction};
 use crate::quantity::parse_cpu;
 use crate::service::{RevisionTemplate, Service, TrafficTarget, TrafficTargetAllocationType};
@@ -35,6 +42,16 @@ pub const DEFAULT_STARTUP_PROBE_SECONDS: i32 = 240;
 pub const DEFAULT_PROBE_TIMEOUT_SECONDS: i32 = 1;
 pub const DEFAULT_PROBE_PERIOD_SECONDS: i32 = 10;
 pub const DEFAULT_PROBE_FAILURE_THRESHOLD: i32 = 3;
+/// Tasks of an execution when the template says 0.
+pub const DEFAULT_TASK_COUNT: i32 = 1;
+pub const MAX_TASK_COUNT: i32 = 10_000;
+/// Retries per task when the template leaves `maxRetries` out.
+pub const DEFAULT_MAX_RETRIES: i32 = 3;
+pub const MAX_MAX_RETRIES: i32 = 10;
+/// A task attempt's timeout when the template sets none.
+pub const DEFAULT_TASK_TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest task attempt: 168 hours (7 days).
+pub const MAX_TASK_TIMEOUT: Duration = Duration::from_secs(168 * 3600);
 
 /// Fills in every default of a service (see the module documentation). Idempotent.
 pub fn apply_service_defaults(service: &mut Service) {
@@ -87,13 +104,50 @@ pub fn apply_template_defaults(template: &mut RevisionTemplate) {
         if Some(i) == ingress {
             apply_ingress_defaults(c);
         }
-        let port = c.ports.first().map(|p| p.container_port).unwrap_or(0);
-        for probe in [c.startup_probe.as_mut(), c.liveness_probe.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            apply_probe_defaults(probe, port);
-        }
+        apply_container_probe_defaults(c);
+    }
+}
+
+/// Fills in every default of a job (see the module documentation). Idempotent.
+pub fn apply_job_defaults(job: &mut Job) {
+    if job.launch_stage == LaunchStage::Unspecified {
+        job.launch_stage = LaunchStage::Ga;
+    }
+    apply_execution_template_defaults(job.template.get_or_insert_with(Default::default));
+}
+
+/// An execution template's defaults: `taskCount` 1, and the task template's.
+pub fn apply_execution_template_defaults(template: &mut ExecutionTemplate) {
+    if template.task_count == 0 {
+        template.task_count = DEFAULT_TASK_COUNT;
+    }
+    apply_task_template_defaults(template.template.get_or_insert_with(Default::default));
+}
+
+/// A task template's defaults: `maxRetries` 3, `timeout` 600 s, the containers' limits
+/// (cpu 1, memory 512Mi) and probe defaults.
+pub fn apply_task_template_defaults(template: &mut TaskTemplate) {
+    if template.max_retries.is_none() {
+        template.max_retries = Some(DEFAULT_MAX_RETRIES);
+    }
+    if template.timeout.is_none() {
+        template.timeout = Some(DEFAULT_TASK_TIMEOUT);
+    }
+    for c in &mut template.containers {
+        apply_limit_defaults(c.resources.get_or_insert_with(Default::default));
+        apply_container_probe_defaults(c);
+    }
+}
+
+/// The defaults of a container's startup and liveness probes (their port the
+/// container's).
+fn apply_container_probe_defaults(c: &mut Container) {
+    let port = c.ports.first().map(|p| p.container_port).unwrap_or(0);
+    for probe in [c.startup_probe.as_mut(), c.liveness_probe.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        apply_probe_defaults(probe, port);
     }
 }
 
@@ -102,6 +156,11 @@ fn apply_resource_defaults(c: &mut Container) {
         cpu_idle: true,
         ..Default::default()
     });
+    apply_limit_defaults(resources);
+}
+
+/// The cpu and memory limits a container gets when it names none.
+fn apply_limit_defaults(resources: &mut ResourceRequirements) {
     resources
         .limits
         .entry("cpu".into())
@@ -212,4 +271,22 @@ pub fn effective_max_instances(template: &RevisionTemplate) -> i32 {
 /// The timeout in effect: the template's, or 300 s.
 pub fn effective_timeout(template: &RevisionTemplate) -> Duration {
     template.timeout.unwrap_or(DEFAULT_TIMEOUT)
+}
+
+/// The task count in effect: the template's, or 1.
+pub fn effective_task_count(template: &ExecutionTemplate) -> i32 {
+    match template.task_count {
+        0 => DEFAULT_TASK_COUNT,
+        n => n,
+    }
+}
+
+/// The retries per task in effect: the template's `maxRetries`, or 3.
+pub fn effective_max_retries(template: &TaskTemplate) -> i32 {
+    template.max_retries.unwrap_or(DEFAULT_MAX_RETRIES)
+}
+
+/// A task attempt's timeout in effect: the template's, or 600 s.
+pub fn effective_task_timeout(template: &TaskTemplate) -> Duration {
+    template.timeout.unwrap_or(DEFAULT_TASK_TIMEOUT)
 }

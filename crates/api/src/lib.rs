@@ -1,18 +1,23 @@
-//! Cloud Run Admin API v2 resources for homerun: `Service`, `Revision` and the
-//! long-running `Operation`, with the proto3 JSON mapping of the google/cloud/run/v2
-//! protos, Cloud Run's defaults and validation, and the names, ids and URLs the
-//! platform makes, and the REST API serving them over a store.
+//! Cloud Run Admin API v2 resources for homerun: `Service`, `Revision`, `Job`,
+//! `Execution`, `Task` and the long-running `Operation`, with the proto3 JSON mapping
+//! of the google/cloud/run/v2 protos, Cloud Run's defaults and validation, and the
+//! names, ids and URLs the platform makes, and the REST API serving them over a store.
 //!
 //! - [`json`]: reading and writing messages (`int64` as strings, enums as names or
 //!   numbers, `null` as default, parse errors naming their field);
-//! - [`service`], [`revision`], [`k8s`], [`vendor`], [`condition`], [`operation`],
-//!   [`wkt`]: the messages, field for field as in the protos;
+//! - [`service`], [`revision`], [`job`], [`execution`], [`task`], [`k8s`], [`vendor`],
+//!   [`condition`], [`operation`], [`wkt`]: the messages, field for field as in the
+//!   protos;
 //! - [`status`]: `google.rpc.Status` with `BadRequest` field violations, and the HTTP
 //!   error body;
-//! - [`defaults`] fills in Cloud Run's defaults ([`defaults::apply_service_defaults`]);
-//! - [`validate`] checks a service as Cloud Run does ([`validate::validate_service`]);
-//! - [`names`]: `projects/{p}/locations/{l}/services/{s}` and the like, service ids;
-//! - [`naming`]: revision ids (`hello-00002-xoz`), uids, etags, service and tag URLs;
+//! - [`defaults`] fills in Cloud Run's defaults ([`defaults::apply_service_defaults`],
+//!   [`defaults::apply_job_defaults`]);
+//! - [`validate`] checks a service or a job as Cloud Run does
+//!   ([`validate::validate_service`], [`validate::validate_job`]);
+//! - [`names`]: `projects/{p}/locations/{l}/services/{s}`, `.../jobs/{j}` and the like,
+//!   service and job ids;
+//! - [`naming`]: revision ids (`hello-00002-xoz`), execution ids (`hello-x7k2p`), task
+//!   ids, uids, etags, service and tag URLs;
 //! - [`quantity`]: CPU and memory quantities;
 //! - [`http`]: the REST handlers (an axum `Router` over a `store::Store`), and
 //!   [`http::complete_operation`] for the controller. The rest of the crate does no
@@ -22,7 +27,9 @@ pub mod json;
 
 pub mod condition;
 pub mod defaults;
+pub mod execution;
 pub mod http;
+pub mod job;
 pub mod k8s;
 pub mod names;
 pub mod naming;
@@ -31,15 +38,24 @@ pub mod quantity;
 pub mod revision;
 pub mod service;
 pub mod status;
+pub mod task;
 pub mod validate;
 pub mod vendor;
 pub mod wkt;
 
 pub use condition::{Condition, ConditionState};
+pub use execution::Execution;
 pub use http::{complete_operation, router, ApiState};
+pub use job::{
+    CompletionStatus, ContainerOverride, ExecutionReference, ExecutionTemplate, Job, Overrides,
+    RunJobRequest, TaskTemplate,
+};
 pub use json::EnumEncoding;
 pub use k8s::{Container, ContainerPort, EnvVar, Probe, ResourceRequirements, Volume, VolumeMount};
-pub use names::{LocationName, NameError, OperationName, RevisionName, ServiceName};
+pub use names::{
+    ExecutionName, JobName, LocationName, NameError, OperationName, RevisionName, ServiceName,
+    TaskName,
+};
 pub use naming::Endpoint;
 pub use operation::Operation;
 pub use revision::Revision;
@@ -47,5 +63,6 @@ pub use service::{
     RevisionTemplate, Service, TrafficTarget, TrafficTargetAllocationType, TrafficTargetStatus,
 };
 pub use status::{BadRequest, Code, FieldViolation, Status};
+pub use task::{Task, TaskAttemptResult};
 pub use vendor::{ExecutionEnvironment, IngressTraffic, LaunchStage, RevisionScaling};
 pub use wkt::{Any, Duration, Timestamp};

@@ -23,6 +23,17 @@ const SERVICE_PATTERN: &str = "projects/{project}/locations/{location}/services/
 const REVISION_PATTERN: &str =
     "projects/{project}/locations/{location}/services/{service}/revisions/{revision}";
 const OPERATION_PATTERN: &str = "projects/{project}/locations/{location}/operations/{operation}";
+const JOB_PATTERN: &str = "projects/{project}/locations/{location}/jobs/{job}";
+const EXECUTION_PATTERN: &str =
+    "projects/{project}/locations/{location}/jobs/{job}/executions/{execution}";
+const TASK_PATTERN: &str =
+    "projects/{project}/locations/{location}/jobs/{job}/executions/{execution}/tasks/{task}";
+
+/// The longest job id (Cloud Run's limit: "cannot be longer than 63 characters").
+pub const MAX_JOB_ID_LEN: usize = 63;
+/// The longest execution or task id homerun takes in a name (generated ones are
+/// `{job}-{5}` and `{execution}-{index}`, so at most 69 and 75 characters).
+pub const MAX_EXECUTION_ID_LEN: usize = 128;
 
 /// The longest service id: 49 characters, so that `{service}-00001-abc` (the longest
 /// generated revision id for five-digit generations) fits a 63-character DNS label.
@@ -64,6 +75,57 @@ pub fn validate_service_id(id: &str) -> Result<(), NameError> {
         return err("it must not end with a hyphen");
     }
     Ok(())
+}
+
+/// A job id as Cloud Run takes it: lowercase letters, digits and hyphens, starting with
+/// a letter, not ending with a hyphen, at most 63 characters.
+pub fn validate_job_id(id: &str) -> Result<(), NameError> {
+    let err = |why: &str| {
+        Err(NameError::Segment(format!(
+            "Invalid job id \"{id}\": {why}"
+        )))
+    };
+    if id.is_empty() {
+        return err("it must not be empty");
+    }
+    if id.len() > MAX_JOB_ID_LEN {
+        return err("it must not be longer than 63 characters");
+    }
+    if !id.as_bytes()[0].is_ascii_lowercase() {
+        return err("it must begin with a lowercase letter");
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return err("only lowercase letters, digits and hyphens are allowed");
+    }
+    if id.ends_with('-') {
+        return err("it must not end with a hyphen");
+    }
+    Ok(())
+}
+
+/// An execution id (`hello-x7k2p`): lowercase letters, digits and hyphens, starting
+/// with a letter, not ending with a hyphen, at most 128 characters.
+pub fn validate_execution_id(id: &str) -> Result<(), NameError> {
+    validate_child_id(id, "execution")
+}
+
+/// A task id (`hello-x7k2p-0`): as an execution id.
+pub fn validate_task_id(id: &str) -> Result<(), NameError> {
+    validate_child_id(id, "task")
+}
+
+fn validate_child_id(id: &str, what: &str) -> Result<(), NameError> {
+    if is_dns_label(id, MAX_EXECUTION_ID_LEN) && id.as_bytes()[0].is_ascii_lowercase() {
+        Ok(())
+    } else {
+        Err(NameError::Segment(format!(
+            "Invalid {what} id \"{id}\": lowercase letters, digits and hyphens, starting with a \
+             letter, not ending with a hyphen, at most {MAX_EXECUTION_ID_LEN} characters"
+        )))
+    }
 }
 
 /// A project id or number as a name segment. homerun takes any project as a namespace
@@ -171,6 +233,11 @@ impl LocationName {
             location: self.location.clone(),
             service: service_id.into(),
         }
+    }
+
+    /// The job `job_id` in this location.
+    pub fn job(&self, job_id: impl Into<String>) -> JobName {
+        JobName::new(self.project.clone(), self.location.clone(), job_id)
     }
 
     /// The operation `id` in this location.
@@ -356,6 +423,178 @@ impl fmt::Display for OperationName {
     }
 }
 
+/// `projects/{project}/locations/{location}/jobs/{job}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobName {
+    pub project: String,
+    pub location: String,
+    pub job: String,
+}
+
+impl JobName {
+    /// The wildcard job of `ListExecutions`' (and `ListTasks`') parent: every job.
+    pub const ANY: &'static str = "-";
+
+    pub fn new(
+        project: impl Into<String>,
+        location: impl Into<String>,
+        job: impl Into<String>,
+    ) -> Self {
+        JobName {
+            project: project.into(),
+            location: location.into(),
+            job: job.into(),
+        }
+    }
+
+    /// The parent location.
+    pub fn parent(&self) -> LocationName {
+        LocationName::new(self.project.clone(), self.location.clone())
+    }
+
+    /// Whether this is the `-` wildcard.
+    pub fn is_wildcard(&self) -> bool {
+        self.job == Self::ANY
+    }
+
+    /// The execution `execution_id` of this job.
+    pub fn execution(&self, execution_id: impl Into<String>) -> ExecutionName {
+        ExecutionName {
+            project: self.project.clone(),
+            location: self.location.clone(),
+            job: self.job.clone(),
+            execution: execution_id.into(),
+        }
+    }
+
+    /// Parses the parent of `ListExecutions`, where the job may be `-` (every job of
+    /// the location).
+    pub fn parse_allowing_wildcard(s: &str) -> Result<Self, NameError> {
+        let [project, location, job] = split(s, "job", JOB_PATTERN)?;
+        validate_project_id(project)?;
+        validate_location_id(location)?;
+        if job != Self::ANY {
+            validate_job_id(job)?;
+        }
+        Ok(JobName::new(project, location, job))
+    }
+}
+
+impl FromStr for JobName {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        let [project, location, job] = split(s, "job", JOB_PATTERN)?;
+        validate_project_id(project)?;
+        validate_location_id(location)?;
+        validate_job_id(job)?;
+        Ok(JobName::new(project, location, job))
+    }
+}
+
+impl fmt::Display for JobName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/jobs/{}", self.parent(), self.job)
+    }
+}
+
+/// `projects/{project}/locations/{location}/jobs/{job}/executions/{execution}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExecutionName {
+    pub project: String,
+    pub location: String,
+    pub job: String,
+    pub execution: String,
+}
+
+impl ExecutionName {
+    /// The wildcard execution of `ListTasks`' parent: every execution of the job.
+    pub const ANY: &'static str = "-";
+
+    /// The parent job.
+    pub fn parent(&self) -> JobName {
+        JobName::new(
+            self.project.clone(),
+            self.location.clone(),
+            self.job.clone(),
+        )
+    }
+
+    /// The task `task_id` of this execution.
+    pub fn task(&self, task_id: impl Into<String>) -> TaskName {
+        TaskName {
+            project: self.project.clone(),
+            location: self.location.clone(),
+            job: self.job.clone(),
+            execution: self.execution.clone(),
+            task: task_id.into(),
+        }
+    }
+}
+
+impl FromStr for ExecutionName {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        let [project, location, job, execution] = split(s, "execution", EXECUTION_PATTERN)?;
+        validate_project_id(project)?;
+        validate_location_id(location)?;
+        validate_job_id(job)?;
+        validate_execution_id(execution)?;
+        Ok(JobName::new(project, location, job).execution(execution))
+    }
+}
+
+impl fmt::Display for ExecutionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/executions/{}", self.parent(), self.execution)
+    }
+}
+
+/// `projects/{project}/locations/{location}/jobs/{job}/executions/{execution}/tasks/{task}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskName {
+    pub project: String,
+    pub location: String,
+    pub job: String,
+    pub execution: String,
+    pub task: String,
+}
+
+impl TaskName {
+    /// The parent execution.
+    pub fn parent(&self) -> ExecutionName {
+        JobName::new(
+            self.project.clone(),
+            self.location.clone(),
+            self.job.clone(),
+        )
+        .execution(self.execution.clone())
+    }
+}
+
+impl FromStr for TaskName {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        let [project, location, job, execution, task] = split(s, "task", TASK_PATTERN)?;
+        validate_project_id(project)?;
+        validate_location_id(location)?;
+        validate_job_id(job)?;
+        validate_execution_id(execution)?;
+        validate_task_id(task)?;
+        Ok(JobName::new(project, location, job)
+            .execution(execution)
+            .task(task))
+    }
+}
+
+impl fmt::Display for TaskName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/tasks/{}", self.parent(), self.task)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +645,47 @@ mod tests {
             l.service("x").to_string(),
             "projects/123456/locations/us-central1/services/x"
         );
+    }
+
+    #[test]
+    fn job_names_round_trip() {
+        let t: TaskName =
+            "projects/p1/locations/local/jobs/batch/executions/batch-x7k2p/tasks/batch-x7k2p-3"
+                .parse()
+                .unwrap();
+        assert_eq!(t.task, "batch-x7k2p-3");
+        assert_eq!(
+            t.parent().to_string(),
+            "projects/p1/locations/local/jobs/batch/executions/batch-x7k2p"
+        );
+        assert_eq!(t.parent().parent(), JobName::new("p1", "local", "batch"));
+        assert_eq!(
+            t.to_string(),
+            "projects/p1/locations/local/jobs/batch/executions/batch-x7k2p/tasks/batch-x7k2p-3"
+        );
+        let e: ExecutionName = t.parent().to_string().parse().unwrap();
+        assert_eq!(e.task("batch-x7k2p-3"), t);
+        let j = LocationName::new("p1", "local").job("batch");
+        assert_eq!(j.to_string(), "projects/p1/locations/local/jobs/batch");
+        assert_eq!(j.to_string().parse::<JobName>().unwrap(), j);
+        validate_job_id(&"a".repeat(63)).unwrap();
+        assert!(validate_job_id(&"a".repeat(64)).is_err());
+        for bad in [
+            "projects/p/locations/l/jobs/-",
+            "projects/p/locations/l/jobs/Batch",
+            "projects/p/locations/l/jobs/1batch",
+            "projects/p/locations/l/services/batch",
+        ] {
+            assert!(bad.parse::<JobName>().is_err(), "{bad}");
+        }
+        assert!(
+            JobName::parse_allowing_wildcard("projects/p/locations/l/jobs/-")
+                .unwrap()
+                .is_wildcard()
+        );
+        assert!("projects/p/locations/l/jobs/a/executions/B"
+            .parse::<ExecutionName>()
+            .is_err());
     }
 
     #[test]

@@ -1,12 +1,15 @@
-//! Names, ids and URLs the platform makes: revision ids as Cloud Run makes them, UUID4
-//! uids, etags, and service and tag URLs.
+//! Names, ids and URLs the platform makes: revision, execution and task ids as Cloud
+//! Run makes them, UUID4 uids, etags, and service and tag URLs.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::execution::Execution;
+use crate::job::Job;
 use crate::json::{to_value, EnumEncoding};
 use crate::revision::Revision;
 use crate::service::{RevisionTemplate, Service};
+use crate::task::Task;
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
@@ -59,6 +62,39 @@ pub fn revision_id_for_template(
     }
 }
 
+/// Five random lowercase letters and digits (`x7k2p`), the end of an execution id.
+pub fn random_execution_suffix() -> String {
+    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(5);
+    while out.len() < 5 {
+        for b in random_bytes::<8>() {
+            // 252 = 7 * 36: drop the bytes that would bias the characters.
+            if b < 252 && out.len() < 5 {
+                out.push(ALPHABET[(b % 36) as usize] as char);
+            }
+        }
+    }
+    out
+}
+
+/// An execution id as Cloud Run makes them: `{job}-{5 random lowercase letters and
+/// digits}`, like `hello-x7k2p`. `random` is the last part.
+pub fn execution_id(job_id: &str, random: &str) -> String {
+    format!("{job_id}-{random}")
+}
+
+/// [`execution_id`] with a fresh random part.
+pub fn generate_execution_id(job_id: &str) -> String {
+    execution_id(job_id, &random_execution_suffix())
+}
+
+/// The id of task `index` of an execution: `{execution_id}-{index}` (`hello-x7k2p-0`).
+/// Cloud Run's own task id format could not be confirmed; this one is unique in its
+/// execution and keeps the index readable.
+pub fn task_id(execution_id: &str, index: i32) -> String {
+    format!("{execution_id}-{index}")
+}
+
 /// A random UUID (version 4), a resource's `uid`.
 pub fn new_uid() -> String {
     let mut b = random_bytes::<16>();
@@ -102,6 +138,27 @@ impl Service {
 
 impl Revision {
     /// The revision's etag as of now (see [`etag`]).
+    pub fn compute_etag(&self) -> String {
+        etag(self)
+    }
+}
+
+impl Job {
+    /// The job's etag as of now (see [`etag`]).
+    pub fn compute_etag(&self) -> String {
+        etag(self)
+    }
+}
+
+impl Execution {
+    /// The execution's etag as of now (see [`etag`]).
+    pub fn compute_etag(&self) -> String {
+        etag(self)
+    }
+}
+
+impl Task {
+    /// The task's etag as of now (see [`etag`]).
     pub fn compute_etag(&self) -> String {
         etag(self)
     }

@@ -8,9 +8,12 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::execution::Execution;
+use crate::job::Job;
 use crate::revision::Revision;
 use crate::service::Service;
 use crate::status::{BadRequest, ErrorInfo};
+use crate::task::Task;
 
 /// The largest `Duration`, in seconds (10 000 years), as the proto defines it.
 const MAX_DURATION_SECONDS: i64 = 315_576_000_000;
@@ -358,6 +361,18 @@ impl TypeUrl for Revision {
     const TYPE_URL: &'static str = "type.googleapis.com/google.cloud.run.v2.Revision";
 }
 
+impl TypeUrl for Job {
+    const TYPE_URL: &'static str = "type.googleapis.com/google.cloud.run.v2.Job";
+}
+
+impl TypeUrl for Execution {
+    const TYPE_URL: &'static str = "type.googleapis.com/google.cloud.run.v2.Execution";
+}
+
+impl TypeUrl for Task {
+    const TYPE_URL: &'static str = "type.googleapis.com/google.cloud.run.v2.Task";
+}
+
 impl TypeUrl for BadRequest {
     const TYPE_URL: &'static str = "type.googleapis.com/google.rpc.BadRequest";
 }
@@ -375,6 +390,12 @@ pub enum Any {
     Service(Box<Service>),
     /// `google.cloud.run.v2.Revision`.
     Revision(Box<Revision>),
+    /// `google.cloud.run.v2.Job` (job mutations' response and metadata).
+    Job(Box<Job>),
+    /// `google.cloud.run.v2.Execution` (`:run`, `:cancel` and execution deletions).
+    Execution(Box<Execution>),
+    /// `google.cloud.run.v2.Task`.
+    Task(Box<Task>),
     /// `google.rpc.BadRequest` (an error's details).
     BadRequest(BadRequest),
     /// `google.rpc.ErrorInfo` (an error's details).
@@ -394,6 +415,9 @@ impl Any {
         match self {
             Any::Service(_) => Service::TYPE_URL,
             Any::Revision(_) => Revision::TYPE_URL,
+            Any::Job(_) => Job::TYPE_URL,
+            Any::Execution(_) => Execution::TYPE_URL,
+            Any::Task(_) => Task::TYPE_URL,
             Any::BadRequest(_) => BadRequest::TYPE_URL,
             Any::ErrorInfo(_) => ErrorInfo::TYPE_URL,
             Any::Other { type_url, .. } => type_url,
@@ -415,6 +439,30 @@ impl Any {
             _ => None,
         }
     }
+
+    /// The packed job, if that is what this is.
+    pub fn as_job(&self) -> Option<&Job> {
+        match self {
+            Any::Job(j) => Some(j),
+            _ => None,
+        }
+    }
+
+    /// The packed execution, if that is what this is.
+    pub fn as_execution(&self) -> Option<&Execution> {
+        match self {
+            Any::Execution(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The packed task, if that is what this is.
+    pub fn as_task(&self) -> Option<&Task> {
+        match self {
+            Any::Task(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 impl From<Service> for Any {
@@ -426,6 +474,24 @@ impl From<Service> for Any {
 impl From<Revision> for Any {
     fn from(r: Revision) -> Self {
         Any::Revision(Box::new(r))
+    }
+}
+
+impl From<Job> for Any {
+    fn from(j: Job) -> Self {
+        Any::Job(Box::new(j))
+    }
+}
+
+impl From<Execution> for Any {
+    fn from(e: Execution) -> Self {
+        Any::Execution(Box::new(e))
+    }
+}
+
+impl From<Task> for Any {
+    fn from(t: Task) -> Self {
+        Any::Task(Box::new(t))
     }
 }
 
@@ -447,6 +513,9 @@ impl Serialize for Any {
         let fields = match self {
             Any::Service(m) => serde_json::to_value(m),
             Any::Revision(m) => serde_json::to_value(m),
+            Any::Job(m) => serde_json::to_value(m),
+            Any::Execution(m) => serde_json::to_value(m),
+            Any::Task(m) => serde_json::to_value(m),
             Any::BadRequest(m) => serde_json::to_value(m),
             Any::ErrorInfo(m) => serde_json::to_value(m),
             Any::Other { fields, .. } => Ok(Value::Object(fields.clone())),
@@ -480,6 +549,11 @@ impl<'de> Deserialize<'de> for Any {
         let parsed = match type_url.as_str() {
             Service::TYPE_URL => serde_json::from_value(value).map(|m| Any::Service(Box::new(m))),
             Revision::TYPE_URL => serde_json::from_value(value).map(|m| Any::Revision(Box::new(m))),
+            Job::TYPE_URL => serde_json::from_value(value).map(|m| Any::Job(Box::new(m))),
+            Execution::TYPE_URL => {
+                serde_json::from_value(value).map(|m| Any::Execution(Box::new(m)))
+            }
+            Task::TYPE_URL => serde_json::from_value(value).map(|m| Any::Task(Box::new(m))),
             BadRequest::TYPE_URL => serde_json::from_value(value).map(Any::BadRequest),
             ErrorInfo::TYPE_URL => serde_json::from_value(value).map(Any::ErrorInfo),
             _ => {

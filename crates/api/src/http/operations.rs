@@ -24,7 +24,7 @@ use super::{
 use crate::names::OperationName;
 use crate::operation::{ListOperationsResponse, Operation, WaitOperationRequest};
 use crate::status::Status;
-use crate::wkt::Any;
+use crate::wkt::{Any, TypeUrl};
 
 type Q = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
@@ -194,8 +194,10 @@ fn read_operation(store: &dyn Store, name: &OperationName) -> Result<(Operation,
 }
 
 /// Finishes an operation: `done`, with `response` (the resource as proto3 JSON, packed
-/// as a `google.protobuf.Any`: a `Revision` when its `name` is a revision's, else a
-/// `Service`; an `@type` member, if present, decides instead) or `error`. The
+/// as a `google.protobuf.Any` by its `name`: a `Task` for `.../tasks/...`, an
+/// `Execution` for `.../executions/...`, a
+/// `Revision` for `.../revisions/...`, a `Job` for `.../jobs/...`, else a `Service`;
+/// an `@type` member, if present, decides instead) or `error`. The
 /// operation's metadata becomes the response too, as Cloud Run's finished operations
 /// carry the final resource. Completing an operation again replaces its result. For
 /// the controller; `op_name` is the full name
@@ -242,14 +244,17 @@ fn pack(mut value: Value) -> Result<Any, Status> {
         ));
     };
     if !map.contains_key("@type") {
-        let is_revision = map
-            .get("name")
-            .and_then(Value::as_str)
-            .is_some_and(|n| n.contains("/revisions/"));
-        let type_url = if is_revision {
-            <crate::revision::Revision as crate::wkt::TypeUrl>::TYPE_URL
+        let name = map.get("name").and_then(Value::as_str).unwrap_or("");
+        let type_url = if name.contains("/tasks/") {
+            <crate::task::Task as TypeUrl>::TYPE_URL
+        } else if name.contains("/executions/") {
+            <crate::execution::Execution as TypeUrl>::TYPE_URL
+        } else if name.contains("/revisions/") {
+            <crate::revision::Revision as TypeUrl>::TYPE_URL
+        } else if name.contains("/jobs/") {
+            <crate::job::Job as TypeUrl>::TYPE_URL
         } else {
-            <crate::service::Service as crate::wkt::TypeUrl>::TYPE_URL
+            <crate::service::Service as TypeUrl>::TYPE_URL
         };
         map.insert("@type".into(), Value::String(type_url.into()));
     }
