@@ -41,6 +41,10 @@
 //!   DNS labels starting with a letter, without `---`, and with the service id at most
 //!   46 characters together;
 //! - no GPU (`nodeSelector`).
+//!
+//! Jobs share the container, resource, volume, label and annotation rules (the same
+//! code); what differs for them is listed at [`validate_job_at`], and a run's overrides
+//! are checked by [`validate_overrides`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -48,12 +52,15 @@ use crate::defaults::{
     container_cpu_millis, effective_concurrency, effective_max_instances, DEFAULT_MEMORY,
     MAX_CONCURRENCY, MAX_TIMEOUT,
 };
-use crate::k8s::{Container, Probe, Volume};
-use crate::names::{validate_revision_id, ServiceName};
+use crate::defaults::{effective_task_count, MAX_MAX_RETRIES, MAX_TASK_COUNT, MAX_TASK_TIMEOUT};
+use crate::job::{ExecutionTemplate, Job, Overrides, TaskTemplate};
+use crate::k8s::{Container, EnvVar, Probe, Volume};
+use crate::names::{validate_revision_id, JobName, ServiceName};
 use crate::quantity::{format_cpu, format_memory, parse_cpu, parse_memory, GI, MI};
 use crate::service::{RevisionTemplate, Service, TrafficTarget, TrafficTargetAllocationType};
 use crate::status::BadRequest;
 use crate::vendor::ExecutionEnvironment;
+use crate::wkt::Duration;
 
 /// The most containers an instance may have.
 pub const MAX_CONTAINERS: usize = 10;
@@ -70,6 +77,16 @@ pub const RESERVED_KEY_PREFIXES: [&str; 4] = [
 ];
 /// Environment variables the platform sets.
 pub const RESERVED_ENV: [&str; 4] = ["PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"];
+/// Environment variables the platform sets in a job's tasks.
+pub const RESERVED_JOB_ENV: [&str; 5] = [
+    "CLOUD_RUN_JOB",
+    "CLOUD_RUN_EXECUTION",
+    "CLOUD_RUN_TASK_INDEX",
+    "CLOUD_RUN_TASK_ATTEMPT",
+    "CLOUD_RUN_TASK_COUNT",
+];
+/// The longest a job's startup probe may take: failureThreshold x periodSeconds.
+pub const MAX_JOB_STARTUP_SECONDS: i64 = 600;
 
 /// Validates a service as a request carries it (its `name` set: on create the API
 /// layer makes it of the parent and `serviceId`). Paths start with `service.`.
@@ -84,6 +101,170 @@ pub fn validate_service_at(service: &Service, root: &str) -> Result<(), BadReque
     let mut out = BadRequest::default();
     check_service(service, root, &mut out);
     out.into_result()
+}
+
+/// Validates a job as a request carries it (its `name` set: on create the API layer
+/// makes it of the parent and `jobId`). Paths start with `job.`. See
+/// [`validate_job_at`].
+pub fn validate_job(job: &Job) -> Result<(), BadRequest> {
+    validate_job_at(job, "job")
+}
+
+/// [`validate_job`] with another root for the paths (`""` for none).
+///
+/// The rules for jobs, beyond those shared with services (labels, annotations,
+/// containers, resources, volumes, env, probes, GPUs):
+///
+/// - `name` is `projects/{p}/locations/{l}/jobs/{j}`, the job id lowercase letters,
+///   digits and hyphens, starting with a letter, at most 63 characters;
+/// - `template` and `template.template` are required; `taskCount` 0 (1) or 1 to
+///   10 000; `parallelism` 0 (as many as the platform allows) to `taskCount`;
+///   `maxRetries` 0 to 10; the task `timeout` more than 0 and at most 168 h;
+/// - containers need no port (one given is checked as for services); several
+///   containers need names but no ingress container; liveness probes are refused
+///   (jobs take startup probes only, and failureThreshold x periodSeconds at most
+///   600 s); `cpuIdle` is not checked (a task has its CPU all along); the platform's
+///   `CLOUD_RUN_*` variables are reserved;
+/// - `startExecutionToken` and `runExecutionToken` (an execution started on create)
+///   are refused: homerun runs a job on `:run` only.
+pub fn validate_job_at(job: &Job, root: &str) -> Result<(), BadRequest> {
+    let mut out = BadRequest::default();
+    check_job(job, root, &mut out);
+    out.into_result()
+}
+
+/// Validates the overrides of a `RunJobRequest` for `job` (defaults applied), paths
+/// under `overrides.`: each container override names one of the job's containers (or
+/// none when there is only one) once, with `args` or `clearArgs` but not both and env
+/// as a container's; `taskCount` 0 (the job's) or 1 to 10 000; `timeout` as a task
+/// template's.
+pub fn validate_overrides(overrides: &Overrides, job: &Job) -> Result<(), BadRequest> {
+    let mut out = BadRequest::default();
+    let p = "overrides";
+    let containers = job.containers();
+    let mut seen = HashSet::new();
+    for (i, o) in overrides.container_overrides.iter().enumerate() {
+        let op = format!("{p}.containerOverrides[{i}]");
+        match o.container_index(containers) {
+            Some(index) => {
+                if !seen.insert(index) {
+                    out.add(
+                        join(&op, "name"),
+                        "the container is overridden twice".to_string(),
+                    );
+                }
+            }
+            None if o.name.is_empty() => out.add(
+                join(&op, "name"),
+                "required when the job has several containers",
+            ),
+            None => out.add(
+                join(&op, "name"),
+                format!("the job has no container named \"{}\"", o.name),
+            ),
+        }
+        if o.clear_args && !o.args.is_empty() {
+            out.add(join(&op, "clearArgs"), "set args or clearArgs, not both");
+        }
+        check_env(&o.env, &op, &RESERVED_JOB_ENV, &mut out);
+    }
+    if !(0..=MAX_TASK_COUNT).contains(&overrides.task_count) {
+        out.add(
+            join(p, "taskCount"),
+            format!("must be between 1 and {MAX_TASK_COUNT}"),
+        );
+    }
+    if let Some(t) = overrides.timeout {
+        check_timeout(t, MAX_TASK_TIMEOUT, &join(p, "timeout"), &mut out);
+    }
+    out.into_result()
+}
+
+fn check_job(j: &Job, root: &str, out: &mut BadRequest) {
+    if j.name.is_empty() {
+        out.add(join(root, "name"), "required");
+    } else if let Err(e) = j.name.parse::<JobName>() {
+        out.add(join(root, "name"), e.to_string());
+    }
+    check_labels(&j.labels, &join(root, "labels"), out);
+    check_annotations(&j.annotations, &join(root, "annotations"), out);
+    if let Some(b) = &j.binary_authorization {
+        if b.use_default.is_some() && b.policy.is_some() {
+            out.add(
+                join(root, "binaryAuthorization"),
+                "set useDefault or policy, not both",
+            );
+        }
+    }
+    match (&j.start_execution_token, &j.run_execution_token) {
+        (Some(_), Some(_)) => out.add(
+            join(root, "startExecutionToken"),
+            "set startExecutionToken or runExecutionToken, not both",
+        ),
+        (Some(_), None) => out.add(
+            join(root, "startExecutionToken"),
+            "executions started on create are not supported by homerun: create the job, then run it",
+        ),
+        (None, Some(_)) => out.add(
+            join(root, "runExecutionToken"),
+            "executions started on create are not supported by homerun: create the job, then run it",
+        ),
+        (None, None) => {}
+    }
+    match &j.template {
+        None => out.add(join(root, "template"), "required"),
+        Some(t) => check_execution_template(t, &join(root, "template"), out),
+    }
+}
+
+fn check_execution_template(t: &ExecutionTemplate, p: &str, out: &mut BadRequest) {
+    check_labels(&t.labels, &join(p, "labels"), out);
+    check_annotations(&t.annotations, &join(p, "annotations"), out);
+    let task_count_ok = (0..=MAX_TASK_COUNT).contains(&t.task_count);
+    if !task_count_ok {
+        out.add(
+            join(p, "taskCount"),
+            format!("must be between 1 and {MAX_TASK_COUNT}"),
+        );
+    }
+    if t.parallelism < 0 {
+        out.add(join(p, "parallelism"), "must not be negative");
+    } else if task_count_ok && t.parallelism > effective_task_count(t) {
+        out.add(
+            join(p, "parallelism"),
+            format!("must not exceed taskCount ({})", effective_task_count(t)),
+        );
+    }
+    match &t.template {
+        None => out.add(join(p, "template"), "required"),
+        Some(task) => check_task_template(task, &join(p, "template"), out),
+    }
+}
+
+fn check_task_template(t: &TaskTemplate, p: &str, out: &mut BadRequest) {
+    if let Some(n) = t.max_retries {
+        if !(0..=MAX_MAX_RETRIES).contains(&n) {
+            out.add(
+                join(p, "maxRetries"),
+                format!("must be between 0 and {MAX_MAX_RETRIES}"),
+            );
+        }
+    }
+    if let Some(timeout) = t.timeout {
+        check_timeout(timeout, MAX_TASK_TIMEOUT, &join(p, "timeout"), out);
+    }
+    if t.node_selector.is_some() {
+        out.add(join(p, "nodeSelector"), "GPUs are not supported by homerun");
+    }
+    check_volumes(&t.volumes, &join(p, "volumes"), out);
+    check_containers(
+        &t.containers,
+        &t.volumes,
+        t.execution_environment,
+        p,
+        Workload::Job,
+        out,
+    );
 }
 
 fn join(base: &str, field: &str) -> String {
@@ -255,16 +436,7 @@ fn check_template(t: &RevisionTemplate, service_id: Option<&str>, p: &str, out: 
     }
 
     if let Some(timeout) = t.timeout {
-        let path = join(p, "timeout");
-        let mixed_signs = (timeout.seconds > 0 && timeout.nanos < 0)
-            || (timeout.seconds < 0 && timeout.nanos > 0);
-        if mixed_signs || !(-999_999_999..=999_999_999).contains(&timeout.nanos) {
-            out.add(&path, "not a valid duration");
-        } else if timeout.as_nanos() <= 0 {
-            out.add(&path, "must be more than 0s");
-        } else if timeout.as_nanos() > MAX_TIMEOUT.as_nanos() {
-            out.add(&path, format!("must be at most {}s", MAX_TIMEOUT.seconds));
-        }
+        check_timeout(timeout, MAX_TIMEOUT, &join(p, "timeout"), out);
     }
 
     let concurrency_path = join(p, "maxInstanceRequestConcurrency");
@@ -283,7 +455,14 @@ fn check_template(t: &RevisionTemplate, service_id: Option<&str>, p: &str, out: 
     }
 
     check_volumes(&t.volumes, &join(p, "volumes"), out);
-    check_containers(t, p, out);
+    check_containers(
+        &t.containers,
+        &t.volumes,
+        t.execution_environment,
+        p,
+        Workload::Service,
+        out,
+    );
 
     // Below one CPU in total: one request at a time.
     if !t.containers.is_empty() {
@@ -300,6 +479,19 @@ fn check_template(t: &RevisionTemplate, service_id: Option<&str>, p: &str, out: 
                 ),
             );
         }
+    }
+}
+
+/// A timeout: a valid duration, more than 0 and at most `max`.
+fn check_timeout(timeout: Duration, max: Duration, path: &str, out: &mut BadRequest) {
+    let mixed_signs =
+        (timeout.seconds > 0 && timeout.nanos < 0) || (timeout.seconds < 0 && timeout.nanos > 0);
+    if mixed_signs || !(-999_999_999..=999_999_999).contains(&timeout.nanos) {
+        out.add(path, "not a valid duration");
+    } else if timeout.as_nanos() <= 0 {
+        out.add(path, "must be more than 0s");
+    } else if timeout.as_nanos() > max.as_nanos() {
+        out.add(path, format!("must be at most {}s", max.seconds));
     }
 }
 
@@ -357,9 +549,33 @@ fn check_volumes(volumes: &[Volume], p: &str, out: &mut BadRequest) {
     }
 }
 
-fn check_containers(t: &RevisionTemplate, p: &str, out: &mut BadRequest) {
+/// What the containers checked run as: a service's revision (an ingress container
+/// serving requests) or a job's tasks (run to completion, listening on nothing).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Workload {
+    Service,
+    Job,
+}
+
+impl Workload {
+    /// The environment variables the platform sets for this workload.
+    fn reserved_env(self) -> &'static [&'static str] {
+        match self {
+            Workload::Service => &RESERVED_ENV,
+            Workload::Job => &RESERVED_JOB_ENV,
+        }
+    }
+}
+
+fn check_containers(
+    containers: &[Container],
+    volumes: &[Volume],
+    environment: ExecutionEnvironment,
+    p: &str,
+    workload: Workload,
+    out: &mut BadRequest,
+) {
     let cp = join(p, "containers");
-    let containers = &t.containers;
     if containers.is_empty() {
         out.add(&cp, "at least one container is required");
         return;
@@ -384,7 +600,7 @@ fn check_containers(t: &RevisionTemplate, p: &str, out: &mut BadRequest) {
             out.add(path, format!("duplicate container name \"{}\"", c.name));
         }
     }
-    if several {
+    if several && workload == Workload::Service {
         let with_ports = containers.iter().filter(|c| !c.ports.is_empty()).count();
         if with_ports != 1 {
             out.add(
@@ -396,15 +612,16 @@ fn check_containers(t: &RevisionTemplate, p: &str, out: &mut BadRequest) {
         }
     }
 
-    let volumes: HashSet<&str> = t.volumes.iter().map(|v| v.name.as_str()).collect();
-    let gen2 = t.execution_environment == ExecutionEnvironment::Gen2;
+    let volumes: HashSet<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
+    let gen2 = environment == ExecutionEnvironment::Gen2;
     let mut total_cpu = 0u64;
     let mut total_memory = 0u64;
     for (i, c) in containers.iter().enumerate() {
         let path = format!("{cp}[{i}]");
-        // The ingress container gets port 8080 when it names none.
-        let has_port = !c.ports.is_empty() || !several;
-        let (cpu, memory) = check_container(c, &path, &volumes, gen2, has_port, out);
+        // A service's ingress container gets port 8080 when it names none; a job's
+        // containers get no port.
+        let has_port = !c.ports.is_empty() || (!several && workload == Workload::Service);
+        let (cpu, memory) = check_container(c, &path, &volumes, gen2, has_port, workload, out);
         if cpu < 1000 && gen2 {
             out.add(
                 join(p, "executionEnvironment"),
@@ -447,6 +664,7 @@ fn check_container(
     volumes: &HashSet<&str>,
     gen2: bool,
     has_port: bool,
+    workload: Workload,
     out: &mut BadRequest,
 ) -> (u64, u64) {
     if c.image.trim().is_empty() {
@@ -457,35 +675,9 @@ fn check_container(
     if !c.working_dir.is_empty() && !c.working_dir.starts_with('/') {
         out.add(join(p, "workingDir"), "must be an absolute path");
     }
-    for (i, e) in c.env.iter().enumerate() {
-        let ep = format!("{p}.env[{i}]");
-        if e.name.is_empty() {
-            out.add(join(&ep, "name"), "required");
-        } else if e.name.contains('=') {
-            out.add(join(&ep, "name"), "must not contain '='");
-        } else if e.name.len() > 32768 {
-            out.add(join(&ep, "name"), "at most 32768 characters");
-        } else if RESERVED_ENV.contains(&e.name.as_str()) {
-            out.add(
-                join(&ep, "name"),
-                format!("{} is reserved: the platform sets it", e.name),
-            );
-        }
-        if e.value.as_ref().is_some_and(|v| v.len() > 32768) {
-            out.add(join(&ep, "value"), "at most 32768 bytes");
-        }
-        if e.value.is_some() && e.value_source.is_some() {
-            out.add(&ep, "set value or valueSource, not both");
-        }
-        if e.value_source.is_some() {
-            out.add(
-                join(&ep, "valueSource"),
-                "secrets are not supported by homerun",
-            );
-        }
-    }
+    check_env(&c.env, p, workload.reserved_env(), out);
 
-    let (cpu, memory) = check_resources(c, p, gen2, out);
+    let (cpu, memory) = check_resources(c, p, gen2, workload, out);
 
     let pp = join(p, "ports");
     if c.ports.len() > 1 {
@@ -545,16 +737,76 @@ fn check_container(
             out,
         );
     }
+    if let (Some(probe), Workload::Job) = (&c.startup_probe, workload) {
+        let period = if probe.period_seconds == 0 {
+            10
+        } else {
+            probe.period_seconds
+        } as i64;
+        let threshold = if probe.failure_threshold == 0 {
+            3
+        } else {
+            probe.failure_threshold
+        } as i64;
+        if period > 0 && threshold > 0 && period * threshold > MAX_JOB_STARTUP_SECONDS {
+            out.add(
+                join(p, "startupProbe"),
+                format!(
+                    "failureThreshold x periodSeconds must not exceed {MAX_JOB_STARTUP_SECONDS} seconds for a job, not {}",
+                    period * threshold
+                ),
+            );
+        }
+    }
     if let Some(probe) = &c.liveness_probe {
-        check_probe(
-            probe,
-            ProbeKind::Liveness,
-            has_port,
-            &join(p, "livenessProbe"),
-            out,
-        );
+        if workload == Workload::Job {
+            out.add(
+                join(p, "livenessProbe"),
+                "liveness probes are not supported for jobs (startup probes are)",
+            );
+        } else {
+            check_probe(
+                probe,
+                ProbeKind::Liveness,
+                has_port,
+                &join(p, "livenessProbe"),
+                out,
+            );
+        }
     }
     (cpu, memory)
+}
+
+/// A container's (or a container override's) env under `p`: names given, without
+/// `=`, not reserved; values not too long; no secrets.
+fn check_env(env: &[EnvVar], p: &str, reserved: &[&str], out: &mut BadRequest) {
+    for (i, e) in env.iter().enumerate() {
+        let ep = format!("{p}.env[{i}]");
+        if e.name.is_empty() {
+            out.add(join(&ep, "name"), "required");
+        } else if e.name.contains('=') {
+            out.add(join(&ep, "name"), "must not contain '='");
+        } else if e.name.len() > 32768 {
+            out.add(join(&ep, "name"), "at most 32768 characters");
+        } else if reserved.contains(&e.name.as_str()) {
+            out.add(
+                join(&ep, "name"),
+                format!("{} is reserved: the platform sets it", e.name),
+            );
+        }
+        if e.value.as_ref().is_some_and(|v| v.len() > 32768) {
+            out.add(join(&ep, "value"), "at most 32768 bytes");
+        }
+        if e.value.is_some() && e.value_source.is_some() {
+            out.add(&ep, "set value or valueSource, not both");
+        }
+        if e.value_source.is_some() {
+            out.add(
+                join(&ep, "valueSource"),
+                "secrets are not supported by homerun",
+            );
+        }
+    }
 }
 
 /// The memory range Cloud Run allows for a CPU (millicores).
@@ -571,7 +823,13 @@ fn memory_bounds(cpu: u64, gen2: bool) -> (u64, u64) {
     (if gen2 { min.max(512 * MI) } else { min }, max)
 }
 
-fn check_resources(c: &Container, p: &str, gen2: bool, out: &mut BadRequest) -> (u64, u64) {
+fn check_resources(
+    c: &Container,
+    p: &str,
+    gen2: bool,
+    workload: Workload,
+    out: &mut BadRequest,
+) -> (u64, u64) {
     let rp = join(p, "resources");
     let lp = join(&rp, "limits");
     let limits = c.resources.as_ref().map(|r| &r.limits);
@@ -618,7 +876,8 @@ fn check_resources(c: &Container, p: &str, gen2: bool, out: &mut BadRequest) -> 
             }
         },
     };
-    if cpu_ok && cpu < 1000 && !cpu_idle {
+    // A task has its CPU all along: `cpuIdle` means nothing for jobs.
+    if cpu_ok && cpu < 1000 && !cpu_idle && workload == Workload::Service {
         out.add(
             join(&rp, "cpuIdle"),
             "less than 1 CPU needs CPU allocated only during requests (cpuIdle: true)",
