@@ -1,4 +1,5 @@
-//! `updateMask` on a service: which fields of the request replace the stored ones.
+//! `updateMask` on a service or a job: which fields of the request replace the stored
+//! ones.
 //!
 //! Paths are proto field paths in camelCase or snake_case (`template`,
 //! `template.containers`, `template.scaling.max_instance_count`, `labels`); `*` is the
@@ -6,6 +7,8 @@
 //! field the mask names but the request leaves out is cleared. Paths cannot index
 //! into lists (as `FieldMask` defines them): `template.containers` replaces them all.
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::invalid_field;
@@ -32,6 +35,19 @@ pub(crate) const WRITABLE: &[&str] = &[
     "buildConfig",
 ];
 
+/// The writable fields of a job, as JSON names.
+pub(crate) const JOB_WRITABLE: &[&str] = &[
+    "labels",
+    "annotations",
+    "client",
+    "clientVersion",
+    "launchStage",
+    "binaryAuthorization",
+    "template",
+    "startExecutionToken",
+    "runExecutionToken",
+];
+
 /// Map fields, whose keys are taken as they are.
 const MAPS: &[&str] = &["labels", "annotations", "limits", "selector"];
 
@@ -52,7 +68,7 @@ fn camel(segment: &str) -> String {
 }
 
 /// A mask path as JSON member names.
-fn segments(path: &str) -> Result<Vec<String>, Status> {
+fn segments(path: &str, writable: &[&str]) -> Result<Vec<String>, Status> {
     let mut out: Vec<String> = Vec::new();
     for raw in path.split('.') {
         if raw.is_empty() {
@@ -64,7 +80,7 @@ fn segments(path: &str) -> Result<Vec<String>, Status> {
         let in_map = out.last().is_some_and(|prev| MAPS.contains(&prev.as_str()));
         out.push(if in_map { raw.to_string() } else { camel(raw) });
     }
-    if !WRITABLE.contains(&out[0].as_str()) {
+    if !writable.contains(&out[0].as_str()) {
         return Err(invalid_field(
             "updateMask",
             format!("The field \"{path}\" cannot be updated (unknown or output only)"),
@@ -84,10 +100,22 @@ pub(crate) fn apply(
     request: &Service,
     paths: &[String],
 ) -> Result<Service, Status> {
+    apply_fields(current, request, paths, WRITABLE, "service")
+}
+
+/// [`apply`] for any message whose writable fields are `writable`; parse errors are
+/// named under `root`.
+pub(crate) fn apply_fields<T: Serialize + DeserializeOwned>(
+    current: &T,
+    request: &T,
+    paths: &[String],
+    writable: &[&str],
+    root: &str,
+) -> Result<T, Status> {
     let mut target = json::to_value(current, EnumEncoding::Name);
     let source = json::to_value(request, EnumEncoding::Name);
     for path in paths {
-        let segs = segments(path)?;
+        let segs = segments(path, writable)?;
         let value = lookup(&source, &segs).cloned();
         set(&mut target, &segs, value).map_err(|why| {
             invalid_field("updateMask", format!("Cannot apply \"{path}\": {why}"))
@@ -97,7 +125,7 @@ pub(crate) fn apply(
         for d in &mut status.details {
             if let crate::wkt::Any::BadRequest(b) = d {
                 for v in &mut b.field_violations {
-                    v.field = format!("service.{}", v.field);
+                    v.field = format!("{root}.{}", v.field);
                 }
             }
         }

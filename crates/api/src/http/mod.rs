@@ -1,6 +1,7 @@
 //! The Cloud Run Admin API v2 over REST: an axum [`Router`] serving Services,
-//! Revisions and Operations with the paths, verbs and JSON of google/cloud/run/v2
-//! (`service.proto`, `revision.proto`) and google/longrunning/operations.proto, on top of
+//! Revisions, Jobs, Executions, Tasks and Operations with the paths, verbs and JSON of
+//! google/cloud/run/v2 (`service.proto`, `revision.proto`, `job.proto`,
+//! `execution.proto`, `task.proto`) and google/longrunning/operations.proto, on top of
 //! a [`Store`].
 //!
 //! | method | path |
@@ -13,6 +14,18 @@
 //! | `GET` | `/v2/projects/{p}/locations/{l}/services/{s}/revisions?pageSize=&pageToken=` (`{s}` may be `-`) |
 //! | `GET` | `/v2/projects/{p}/locations/{l}/services/{s}/revisions/{r}` |
 //! | `DELETE` | `/v2/projects/{p}/locations/{l}/services/{s}/revisions/{r}?validateOnly=&etag=` |
+//! | `POST` | `/v2/projects/{p}/locations/{l}/jobs?jobId=&validateOnly=` |
+//! | `GET` | `/v2/projects/{p}/locations/{l}/jobs?pageSize=&pageToken=` |
+//! | `GET` | `/v2/projects/{p}/locations/{l}/jobs/{j}` |
+//! | `PATCH` | `/v2/projects/{p}/locations/{l}/jobs/{j}?updateMask=&validateOnly=&allowMissing=` |
+//! | `DELETE` | `/v2/projects/{p}/locations/{l}/jobs/{j}?validateOnly=&etag=` |
+//! | `POST` | `/v2/projects/{p}/locations/{l}/jobs/{j}:run` (body `{"overrides", "validateOnly", "etag"}`) |
+//! | `GET` | `/v2/projects/{p}/locations/{l}/jobs/{j}/executions?pageSize=&pageToken=` (`{j}` may be `-`) |
+//! | `GET` | `/v2/projects/{p}/locations/{l}/jobs/{j}/executions/{e}` |
+//! | `DELETE` | `/v2/projects/{p}/locations/{l}/jobs/{j}/executions/{e}?validateOnly=&etag=` |
+//! | `POST` | `/v2/projects/{p}/locations/{l}/jobs/{j}/executions/{e}:cancel` (body `{"validateOnly", "etag"}`) |
+//! | `GET` | `/v2/projects/{p}/locations/{l}/jobs/{j}/executions/{e}/tasks?pageSize=&pageToken=` (`{e}`, or both, may be `-`) |
+//! | `GET` | `/v2/projects/{p}/locations/{l}/jobs/{j}/executions/{e}/tasks/{t}` |
 //! | `GET` | `/v2/projects/{p}/locations/{l}/operations?pageSize=&pageToken=` |
 //! | `GET` | `/v2/projects/{p}/locations/{l}/operations/{o}` |
 //! | `POST` | `/v2/projects/{p}/locations/{l}/operations/{o}:wait` (body `{"timeout": "10s"}`) |
@@ -23,19 +36,23 @@
 //! Errors are `google.rpc.Status` in Google's HTTP envelope
 //! (`{"error": {"code": 404, "message", "status": "NOT_FOUND", "details": [...]}}`).
 //!
-//! Records live in the store under the kinds [`SERVICE_KIND`], [`REVISION_KIND`] and
-//! [`OPERATION_KIND`], keyed by their full resource names, as proto3 JSON with enums as
-//! names. After every write [`ApiState::changed`] is poked (`notify_one`, so a
+//! Records live in the store under the kinds [`SERVICE_KIND`], [`REVISION_KIND`],
+//! [`JOB_KIND`], [`EXECUTION_KIND`], [`TASK_KIND`] and [`OPERATION_KIND`], keyed by
+//! their full resource names, as proto3 JSON with enums as names. After every write [`ApiState::changed`] is poked (`notify_one`, so a
 //! reconciler that is not waiting at that moment still finds the permit).
 //!
-//! Mutations (create, update, delete) return an
-//! [`Operation`](crate::operation::Operation); see [`services`] and [`revisions`] for
-//! what each writes, and [`complete_operation`] for how the controller finishes one.
+//! Mutations (create, update, delete, run, cancel) return an
+//! [`Operation`]; see [`services`], [`revisions`],
+//! [`jobs`] and [`executions`] for what each writes, and [`complete_operation`] for how
+//! the controller finishes one. Tasks ([`tasks`]) are written by the controller only.
 
+pub mod executions;
+pub mod jobs;
 mod mask;
 pub mod operations;
 pub mod revisions;
 pub mod services;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -52,8 +69,10 @@ use tokio::sync::Notify;
 
 use crate::json::{self, EnumEncoding};
 use crate::names::{validate_location_id, validate_project_id, LocationName};
-use crate::naming::Endpoint;
+use crate::naming::{new_operation_id, Endpoint};
+use crate::operation::Operation;
 use crate::status::{FieldViolation, Status};
+use crate::wkt::Any;
 
 pub use operations::complete_operation;
 
@@ -63,6 +82,12 @@ pub const SERVICE_KIND: &str = "service";
 pub const REVISION_KIND: &str = "revision";
 /// The store kind of long-running operations.
 pub const OPERATION_KIND: &str = "operation";
+/// The store kind of jobs.
+pub const JOB_KIND: &str = "job";
+/// The store kind of executions.
+pub const EXECUTION_KIND: &str = "execution";
+/// The store kind of tasks (written by the controller).
+pub const TASK_KIND: &str = "task";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -138,6 +163,39 @@ pub fn router(state: ApiState) -> Router {
         .route(
             &format!("{LOC}/services/{{service}}/revisions/{{revision}}"),
             with_fallback(get(revisions::get).delete(revisions::delete)),
+        )
+        .route(
+            &format!("{LOC}/jobs"),
+            with_fallback(get(jobs::list).post(jobs::create)),
+        )
+        .route(
+            &format!("{LOC}/jobs/{{job}}"),
+            with_fallback(
+                get(jobs::get)
+                    .patch(jobs::update)
+                    .delete(jobs::delete)
+                    .post(jobs::post),
+            ),
+        )
+        .route(
+            &format!("{LOC}/jobs/{{job}}/executions"),
+            with_fallback(get(executions::list)),
+        )
+        .route(
+            &format!("{LOC}/jobs/{{job}}/executions/{{execution}}"),
+            with_fallback(
+                get(executions::get)
+                    .delete(executions::delete)
+                    .post(executions::post),
+            ),
+        )
+        .route(
+            &format!("{LOC}/jobs/{{job}}/executions/{{execution}}/tasks"),
+            with_fallback(get(tasks::list)),
+        )
+        .route(
+            &format!("{LOC}/jobs/{{job}}/executions/{{execution}}/tasks/{{task}}"),
+            with_fallback(get(tasks::get)),
         )
         .route(
             &format!("{LOC}/operations"),
@@ -366,6 +424,68 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned + Default>(
         }
         status
     })
+}
+
+/// A fresh operation name in `location`.
+pub(crate) fn new_operation_name(location: &LocationName) -> String {
+    location.operation(new_operation_id()).to_string()
+}
+
+/// An operation already done with `response` (validate-only answers, no-op updates,
+/// deletions, job mutations).
+pub(crate) fn done_operation(name: String, response: impl Into<Any> + Clone) -> Operation {
+    let mut op = Operation::running(name, response.clone());
+    op.succeed(response);
+    op
+}
+
+/// The names of every stored `kind` record below `parent`, all pages (for deletions
+/// that take a resource's children with it).
+pub(crate) fn all_names(
+    store: &dyn Store,
+    kind: &str,
+    parent: &str,
+) -> Result<Vec<String>, Status> {
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = store
+            .list(kind, parent, store::MAX_PAGE_SIZE, token.as_deref())
+            .map_err(store_status)?;
+        names.extend(page.records.into_iter().map(|r| r.name));
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => return Ok(names),
+        }
+    }
+}
+
+/// The stored `kind` record `name`, parsed, with its store revision; `not_found` when
+/// there is none.
+pub(crate) fn read_record<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    kind: &str,
+    name: &str,
+    not_found: impl FnOnce() -> Status,
+) -> Result<(T, u64), Status> {
+    let record = store
+        .get(kind, name)
+        .map_err(store_status)?
+        .ok_or_else(not_found)?;
+    Ok((from_doc(kind, name, record.doc)?, record.revision))
+}
+
+/// The `:verb` of a path's last segment (`hello:run` gives `("hello", Some("run"))`).
+pub(crate) fn split_verb(segment: &str) -> (&str, Option<&str>) {
+    match segment.split_once(':') {
+        Some((id, verb)) => (id, Some(verb)),
+        None => (segment, None),
+    }
+}
+
+/// `UNIMPLEMENTED` for a custom method homerun does not serve.
+pub(crate) fn unimplemented_verb(verb: &str) -> Status {
+    Status::unimplemented(format!("The method :{verb} is not implemented by homerun."))
 }
 
 /// Runs store work off the async threads.

@@ -33,14 +33,14 @@ use axum::response::Response;
 use store::{Op, Precondition, Record};
 
 use super::{
-    blocking, check_etag, error_response, from_doc, invalid_field, json_response, list_page, mask,
-    parse_body, store_status, to_doc, ApiState, Params, OPERATION_KIND, REVISION_KIND,
-    SERVICE_KIND,
+    all_names, blocking, check_etag, done_operation, error_response, from_doc, invalid_field,
+    json_response, list_page, mask, new_operation_name, parse_body, store_status, to_doc, ApiState,
+    Params, OPERATION_KIND, REVISION_KIND, SERVICE_KIND,
 };
 use crate::condition::{types, Condition, ConditionState};
 use crate::defaults::apply_service_defaults;
-use crate::names::{validate_service_id, LocationName, ServiceName};
-use crate::naming::{new_operation_id, new_uid, revision_id_for_template};
+use crate::names::{validate_service_id, ServiceName};
+use crate::naming::{new_uid, revision_id_for_template};
 use crate::operation::Operation;
 use crate::revision::Revision;
 use crate::service::{ListServicesResponse, Service, TrafficTargetAllocationType};
@@ -409,19 +409,6 @@ fn check_traffic_revisions(
     bad.into_result().map_err(Status::from)
 }
 
-/// A fresh operation name in the service's location.
-fn new_operation_name(location: &LocationName) -> String {
-    location.operation(new_operation_id()).to_string()
-}
-
-/// An operation already done with `response` (validate-only answers, no-op updates,
-/// deletions).
-fn done_operation(name: String, response: impl Into<crate::wkt::Any> + Clone) -> Operation {
-    let mut op = Operation::running(name, response.clone());
-    op.succeed(response);
-    op
-}
-
 /// Writes a plan (service, new revision, operation) at once; `expected` is the
 /// service's precondition.
 fn commit(
@@ -576,22 +563,11 @@ pub fn delete_service(
         key.clone(),
         Precondition::Revision(record.revision),
     )];
-    let mut token: Option<String> = None;
-    loop {
-        let page = state
-            .store
-            .list(REVISION_KIND, &key, store::MAX_PAGE_SIZE, token.as_deref())
-            .map_err(store_status)?;
-        ops.extend(
-            page.records
-                .into_iter()
-                .map(|r| Op::delete(REVISION_KIND, r.name, Precondition::Exists)),
-        );
-        match page.next_page_token {
-            Some(t) => token = Some(t),
-            None => break,
-        }
-    }
+    ops.extend(
+        all_names(state.store.as_ref(), REVISION_KIND, &key)?
+            .into_iter()
+            .map(|n| Op::delete(REVISION_KIND, n, Precondition::Exists)),
+    );
     ops.push(Op::put(
         OPERATION_KIND,
         op_name,
