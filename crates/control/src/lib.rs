@@ -44,6 +44,11 @@ pub struct ControllerConfig {
     pub grace: Duration,
     /// `/etc/hosts` lines every instance gets.
     pub hosts: Vec<(String, Vec<String>)>,
+    /// Where task attempts' logs are kept.
+    pub logs_dir: std::path::PathBuf,
+    /// Task attempts at once for an execution whose parallelism is 0, and the most
+    /// otherwise.
+    pub max_task_parallelism: u32,
 }
 
 /// The router's events, handed to the task of the revision they concern. Give it to
@@ -81,6 +86,7 @@ pub struct Controller {
     wanted: Mutex<HashMap<String, bool>>,
     /// Verdicts of readiness checks not yet written to the store.
     verdicts: Mutex<HashMap<String, Result<(), String>>>,
+    jobs: jobs::Jobs,
 }
 
 impl Controller {
@@ -95,7 +101,20 @@ impl Controller {
         config: ControllerConfig,
     ) -> Arc<Controller> {
         let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
+        let jobs = jobs::Jobs::new(
+            jobs::execution::JobPlatform {
+                runc: runc.clone(),
+                runsc: runsc.clone(),
+                registry: config.registry.clone(),
+                grace: config.grace,
+                hosts: config.hosts.clone(),
+                logs_dir: config.logs_dir.clone(),
+            },
+            store.clone(),
+            config.max_task_parallelism,
+        );
         Arc::new(Controller {
+            jobs,
             platform: revision::Platform {
                 runc,
                 runsc,
@@ -155,6 +174,7 @@ impl Controller {
                 }
                 lock(&self.verdicts).insert(revision, result);
             }
+            Outcome::ExecutionEnded { execution } => self.jobs.ended(&execution),
             Outcome::Ended { revision } => {
                 // Locks in one order everywhere: tasks, then senders.
                 let mut tasks = lock(&self.tasks);
@@ -190,7 +210,9 @@ impl Controller {
         for tx in &senders {
             let _ = tx.send(Message::Retire);
         }
-        while !lock(&self.tasks).is_empty() {
+        // Executions stop without recording: the next start resumes them.
+        self.jobs.stop_all();
+        while !lock(&self.tasks).is_empty() || self.jobs.running() > 0 {
             match outcomes.recv().await {
                 Some(o) => self.on_outcome(o),
                 None => break,

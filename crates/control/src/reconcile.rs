@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 
 use api::condition::types;
-use api::http::{OPERATION_KIND, REVISION_KIND, SERVICE_KIND};
-use api::{Condition, ConditionState, EnumEncoding, Operation, Revision, Service, Status};
+use api::http::{EXECUTION_KIND, OPERATION_KIND, REVISION_KIND, SERVICE_KIND};
+use api::{
+    Condition, ConditionState, EnumEncoding, Execution, Operation, Revision, Service, Status,
+};
 use store::{Precondition, Record, Store};
 
 use crate::spec::RevisionPlan;
@@ -107,6 +109,12 @@ impl Controller {
                 routes,
             ));
         self.retire_others(wanted);
+
+        let executions: Vec<Execution> = list_all(&*self.store, EXECUTION_KIND)?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect();
+        self.jobs.pass(&executions, &self.outcomes_tx);
 
         let operations: Vec<(Operation, u64)> = list_all(&*self.store, OPERATION_KIND)?;
         for (s, revision, view) in views {
@@ -241,10 +249,19 @@ fn list_all<T: serde::de::DeserializeOwned>(
     store: &dyn Store,
     kind: &str,
 ) -> Result<Vec<(T, u64)>, crate::ControlError> {
+    list_under(store, kind, "")
+}
+
+/// Every record of `kind` below `parent` (all for an empty one), parsed.
+pub(crate) fn list_under<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    kind: &str,
+    parent: &str,
+) -> Result<Vec<(T, u64)>, crate::ControlError> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let page = store.list(kind, "", store::MAX_PAGE_SIZE, token.as_deref())?;
+        let page = store.list(kind, parent, store::MAX_PAGE_SIZE, token.as_deref())?;
         for Record {
             name,
             revision,

@@ -36,6 +36,8 @@ pub(crate) enum Outcome {
     },
     /// The task ended (retired, or its check failed).
     Ended { revision: String },
+    /// An execution's task ended (see [`crate::jobs`]).
+    ExecutionEnded { execution: String },
 }
 
 /// The platform's parts a revision uses.

@@ -101,26 +101,7 @@ impl RevisionPlan {
         }
         let ingress_container = &r.containers[ingress];
         let resources = ingress_container.resources.clone().unwrap_or_default();
-        let volumes = r
-            .volumes
-            .iter()
-            .map(|v| match &v.empty_dir {
-                Some(e) => Ok(MemoryVolume {
-                    name: v.name.clone(),
-                    size_bytes: if e.size_limit.is_empty() {
-                        None
-                    } else {
-                        Some(
-                            parse_memory(&e.size_limit).map_err(|e| invalid(e.to_string()))? as i64,
-                        )
-                    },
-                }),
-                None => Err(invalid(format!(
-                    "volume {}: only in-memory (emptyDir) volumes are supported",
-                    v.name
-                ))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let volumes = memory_volumes(&r.volumes).map_err(invalid)?;
         let scaling = r.scaling.clone().unwrap_or_default();
         let timeout = r
             .timeout
@@ -190,6 +171,27 @@ impl RevisionPlan {
             ("K_CONFIGURATION".into(), self.service.clone()),
         ]
     }
+}
+
+/// In-memory (`emptyDir`) volumes; other kinds are refused by name.
+pub(crate) fn memory_volumes(volumes: &[api::Volume]) -> Result<Vec<MemoryVolume>, String> {
+    volumes
+        .iter()
+        .map(|v| match &v.empty_dir {
+            Some(e) => Ok(MemoryVolume {
+                name: v.name.clone(),
+                size_bytes: if e.size_limit.is_empty() {
+                    None
+                } else {
+                    Some(parse_memory(&e.size_limit).map_err(|e| e.to_string())? as i64)
+                },
+            }),
+            None => Err(format!(
+                "volume {}: only in-memory (emptyDir) volumes are supported",
+                v.name
+            )),
+        })
+        .collect()
 }
 
 pub(crate) fn container_plan(

@@ -2,6 +2,7 @@
 
 mod cli;
 mod images;
+mod logs_api;
 mod progress;
 mod up;
 

@@ -61,6 +61,10 @@ pub struct UpArgs {
     /// Between SIGTERM and SIGKILL when an instance stops (the contract: 10s).
     #[arg(long, env = "HOMERUN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub grace: Duration,
+    /// Task attempts at once for an execution whose parallelism is 0 (and the most for
+    /// any execution).
+    #[arg(long, env = "HOMERUN_MAX_TASK_PARALLELISM", default_value_t = 100)]
+    pub max_task_parallelism: u32,
     #[command(flatten)]
     pub scaling: ScalingArgs,
 }
@@ -238,6 +242,8 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
             },
             grace: args.grace,
             hosts: Vec::new(),
+            logs_dir: data_dir.join("logs"),
+            max_task_parallelism: args.max_task_parallelism,
         },
     );
 
@@ -259,9 +265,15 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
         )
     });
     let api_task = tokio::spawn(
-        axum::serve(api_listener, api::router(api_state))
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
+        axum::serve(
+            api_listener,
+            api::router(api_state).merge(crate::logs_api::router(
+                data_dir.join("logs"),
+                platform.region.clone(),
+            )),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()))
+        .into_future(),
     );
     println!(
         "homerun is up: services at http://{{service}}.{}:{ingress_port} (ingress {}), Admin API at http://{}",
