@@ -36,6 +36,7 @@ pub mod naming;
 pub mod operation;
 pub mod quantity;
 pub mod revision;
+pub mod schedule;
 pub mod service;
 pub mod status;
 pub mod task;

@@ -188,6 +188,15 @@ fn check_job(j: &Job, root: &str, out: &mut BadRequest) {
     }
     check_labels(&j.labels, &join(root, "labels"), out);
     check_annotations(&j.annotations, &join(root, "annotations"), out);
+    if let Err(e) = crate::schedule::schedules_of(&j.annotations) {
+        out.add(
+            key_path(
+                &join(root, "annotations"),
+                crate::schedule::SCHEDULES_ANNOTATION,
+            ),
+            e,
+        );
+    }
     if let Some(b) = &j.binary_authorization {
         if b.use_default.is_some() && b.policy.is_some() {
             out.add(

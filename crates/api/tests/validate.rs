@@ -766,3 +766,23 @@ fn other_roots_for_paths() {
     let b = api::validate::validate_service_at(&s, "").unwrap_err();
     assert_eq!(b.field_violations[0].field, "template.containers[0].image");
 }
+
+#[test]
+fn job_schedules_are_checked_by_name() {
+    let mut job: api::Job = api::json::from_value(serde_json::json!({
+        "name": "projects/p/locations/l/jobs/nightly",
+        "annotations": {"homerun.dev/schedules": "[{\"cron\": \"0 3 * * *\", \"timeZone\": \"Nowhere/City\"}]"},
+        "template": {"template": {"containers": [{"image": "busybox"}]}},
+    }))
+    .unwrap();
+    api::defaults::apply_job_defaults(&mut job);
+    let err = api::validate::validate_job(&job).unwrap_err();
+    let v = &err.field_violations[0];
+    assert_eq!(v.field, "job.annotations[\"homerun.dev/schedules\"]");
+    assert!(v.description.contains("Nowhere/City"), "{}", v.description);
+    job.annotations.insert(
+        "homerun.dev/schedules".into(),
+        "[{\"cron\": \"0 3 * * *\", \"timeZone\": \"Europe/Paris\"}]".into(),
+    );
+    api::validate::validate_job(&job).unwrap();
+}

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use api::condition::types;
-use api::http::{EXECUTION_KIND, OPERATION_KIND, REVISION_KIND, SERVICE_KIND};
+use api::http::{EXECUTION_KIND, JOB_KIND, OPERATION_KIND, REVISION_KIND, SERVICE_KIND};
 use api::{
-    Condition, ConditionState, EnumEncoding, Execution, Operation, Revision, Service, Status,
+    Condition, ConditionState, EnumEncoding, Execution, Job, Operation, Revision, Service, Status,
 };
 use store::{Precondition, Record, Store};
 
@@ -115,6 +115,16 @@ impl Controller {
             .map(|(e, _)| e)
             .collect();
         self.jobs.pass(&executions, &self.outcomes_tx);
+        let jobs: Vec<Job> = list_all(&*self.store, JOB_KIND)?
+            .into_iter()
+            .map(|(j, _)| j)
+            .collect();
+        crate::jobs::schedule::run_due(
+            &self.store,
+            &self.config.endpoint,
+            &jobs,
+            chrono::Utc::now(),
+        );
 
         let operations: Vec<(Operation, u64)> = list_all(&*self.store, OPERATION_KIND)?;
         for (s, revision, view) in views {

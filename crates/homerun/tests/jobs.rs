@@ -451,3 +451,44 @@ fn an_execution_interrupted_by_a_kill_resumes_and_retries() {
     );
     stop_clean(p);
 }
+
+#[test]
+fn a_schedule_starts_executions() {
+    let Some(p) = platform(214) else { return };
+    let mut body = job(1, 1, 0, "60s", &[]);
+    body["annotations"] = json!({
+        "homerun.dev/schedules": "[{\"cron\": \"* * * * *\", \"timeZone\": \"Europe/Paris\"}]"
+    });
+    create_job(&p, "minutely", &body);
+    // A bad schedule is refused by name.
+    let mut bad = job(1, 1, 0, "60s", &[]);
+    bad["annotations"] = json!({"homerun.dev/schedules": "[{\"cron\": \"every minute\"}]"});
+    let (status, err) = p.call(
+        "POST",
+        &format!("{}/jobs?jobId=bad", p.location()),
+        Some(&bad),
+    );
+    assert_eq!(status, 400, "{err}");
+    assert!(err.to_string().contains("homerun.dev/schedules"), "{err}");
+
+    // The next minute boundary starts one (at most a minute away).
+    let deadline = Instant::now() + PATIENCE;
+    let execution = loop {
+        let (_, job) = p.call("GET", &format!("{}/jobs/minutely", p.location()), None);
+        if let Some(name) = job["latestCreatedExecution"]["name"].as_str() {
+            break name.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled run: {job}\n{}",
+            p.logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while get(&p, &execution)["succeededCount"] != 1 {
+        assert!(Instant::now() < deadline, "{}", get(&p, &execution));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop_clean(p);
+}

@@ -16,6 +16,7 @@ pub(crate) mod attempt;
 pub mod execution;
 pub mod progress;
 pub(crate) mod records;
+pub(crate) mod schedule;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
