@@ -492,3 +492,43 @@ fn a_schedule_starts_executions() {
     }
     stop_clean(p);
 }
+
+#[test]
+fn busybox_tasks_exit_codes_and_an_oom_kill() {
+    let Some(p) = platform(215) else { return };
+    let cat = testkit::catalogue().unwrap();
+    let busybox = format!("oci:{}", cat.image("busybox").path.display());
+    let script = "echo task $CLOUD_RUN_TASK_INDEX of $CLOUD_RUN_TASK_COUNT; exit $((CLOUD_RUN_TASK_INDEX % 2))";
+    create_job(
+        &p,
+        "shell",
+        &json!({"template": {"taskCount": 4, "parallelism": 4, "template": {
+            "maxRetries": 0,
+            "containers": [{"image": busybox, "command": ["/bin/sh", "-c", script]}],
+        }}}),
+    );
+    let op = p.wait(&run(&p, "shell", None));
+    assert!(op["error"].is_object(), "odd tasks exit 1: {op}");
+    let name = execution_name(&op);
+    let execution = get(&p, &name);
+    // All four ran at once: the failures stop nothing that already runs.
+    assert_eq!(execution["succeededCount"], 2, "{execution}");
+    assert_eq!(execution["failedCount"], 2, "{execution}");
+    let logs = attempt_logs(&p, "shell", &name);
+    assert_eq!(logs[&(2, 0)], vec!["task 2 of 4".to_string()]);
+    for t in tasks(&p, &name) {
+        let index = t["index"].as_i64().unwrap_or(0);
+        let code = t["lastAttemptResult"]["exitCode"].as_i64().unwrap_or(0);
+        assert_eq!(code, index % 2, "{t}");
+    }
+
+    // Past its memory limit: an OOM kill fails the attempt.
+    let mut hungry = job(1, 1, 0, "60s", &[("PROBE_ALLOC_MIB", "400")]);
+    hungry["template"]["template"]["containers"][0]["resources"] =
+        json!({"limits": {"cpu": "1", "memory": "128Mi"}});
+    create_job(&p, "hungry", &hungry);
+    let op = p.wait(&run(&p, "hungry", None));
+    let message = op["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("memory limit"), "{op}");
+    stop_clean(p);
+}
