@@ -1,7 +1,10 @@
 //! The acceptance test by Google's own client: `tests/python/cloud_run_client.py` drives
 //! `homerun up` with `google.cloud.run_v2` (pip package `google-cloud-run`) over REST:
 //! create, serve through the ingress, a new revision, list revisions, a 50/50 split,
-//! delete. The platform must then stop cleanly and leave nothing behind.
+//! delete. `tests/python/cloud_run_jobs.py` does the same for jobs (`JobsClient`,
+//! `ExecutionsClient`, `TasksClient`) with the probe in job mode: create, run (a retry),
+//! list executions and tasks, run with overrides, a failing run, cancel, delete. The
+//! platform must then stop cleanly and leave nothing behind.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -11,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use testkit::platform::{Platform, FAST_SCALING};
 
-/// This test's bridge subnet (10.240.200.0/24): no other test uses it.
+/// The services test's bridge subnet (10.240.200.0/24): no other test uses it.
 const NET: u8 = 200;
+/// The jobs test's (10.240.199.0/24), as unused.
+const JOBS_NET: u8 = 199;
 /// The script is killed past this.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
@@ -57,14 +62,33 @@ fn tee(from: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> std::threa
 
 #[test]
 fn google_cloud_run_python_client() {
+    run_script(
+        "cloud_run_client.py",
+        NET,
+        &[("HOMERUN_SERVICE", "pyclient")],
+    );
+}
+
+#[test]
+fn google_cloud_run_python_client_jobs() {
+    run_script("cloud_run_jobs.py", JOBS_NET, &[("HOMERUN_JOB", "pyjob")]);
+}
+
+/// Runs `tests/python/{script}` against a `homerun up` of its own on subnet `net`, with
+/// `HOMERUN_API`, `HOMERUN_INGRESS`, `HOMERUN_IMAGE` (the probe), `HOMERUN_PROJECT`,
+/// `HOMERUN_REGION` and `vars` in its environment; it must exit 0, and the platform must
+/// then stop cleanly and leave nothing behind.
+fn run_script(script: &str, net: u8, vars: &[(&str, &str)]) {
     if !testkit::require(&["runc", "ip", "iptables"], true) || !python_client() {
         return;
     }
     let cat = testkit::catalogue().expect("the test images");
     let image = format!("oci:{}", cat.image("probe").path.display());
-    let mut platform = Platform::start(env!("CARGO_BIN_EXE_homerun"), NET, FAST_SCALING);
+    let mut platform = Platform::start(env!("CARGO_BIN_EXE_homerun"), net, FAST_SCALING);
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/cloud_run_client.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
     let mut cmd = Command::new("python3");
     cmd.arg(&script)
         .env("HOMERUN_API", platform.api.to_string())
@@ -72,7 +96,7 @@ fn google_cloud_run_python_client() {
         .env("HOMERUN_IMAGE", &image)
         .env("HOMERUN_PROJECT", &platform.project)
         .env("HOMERUN_REGION", "local")
-        .env("HOMERUN_SERVICE", "pyclient")
+        .envs(vars.iter().copied())
         .env("PYTHONUNBUFFERED", "1")
         // Loopback only: a proxy from the environment must not see the Admin API calls.
         .env("NO_PROXY", "127.0.0.1,localhost")
