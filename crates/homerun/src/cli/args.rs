@@ -1,8 +1,10 @@
 //! Flag values as gcloud reads them: comma-separated lists and `K=V` dictionaries (with
-//! gcloud's `^DELIM^` escape for values holding commas), durations, and counts that may
-//! be `default`.
+//! gcloud's `^DELIM^` escape for values holding commas), env var flags, durations, and
+//! counts that may be `default`.
 
 use anyhow::{bail, Context};
+
+use api::EnvVar;
 
 /// Splits a gcloud list value: `a,b,c`, or `^:^a,1:b` with another delimiter. An empty
 /// value is the empty list.
@@ -27,6 +29,45 @@ pub fn parse_dict(value: &str, flag: &str) -> anyhow::Result<Vec<(String, String
             _ => bail!("{flag}: \"{item}\" is not KEY=VALUE"),
         })
         .collect()
+}
+
+/// The env var flags of a container (`--set-env-vars`, `--update-env-vars`,
+/// `--remove-env-vars`, `--clear-env-vars`), as given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnvFlags<'a> {
+    pub set: Option<&'a str>,
+    pub update: Option<&'a str>,
+    pub remove: Option<&'a str>,
+    pub clear: bool,
+}
+
+impl EnvFlags<'_> {
+    /// Changes `env` as the flags say, in gcloud's order: clear or set first, then
+    /// removals, then updates (a name updated keeps its place, a new one is added).
+    pub fn apply(&self, env: &mut Vec<EnvVar>) -> anyhow::Result<()> {
+        if self.clear {
+            env.clear();
+        }
+        if let Some(set) = self.set {
+            *env = parse_dict(set, "--set-env-vars")?
+                .into_iter()
+                .map(|(k, v)| EnvVar::new(k, v))
+                .collect();
+        }
+        if let Some(remove) = self.remove {
+            let names = split_list(remove);
+            env.retain(|e| !names.contains(&e.name));
+        }
+        if let Some(update) = self.update {
+            for (k, v) in parse_dict(update, "--update-env-vars")? {
+                match env.iter_mut().find(|e| e.name == k) {
+                    Some(e) => *e = EnvVar::new(k, v),
+                    None => env.push(EnvVar::new(k, v)),
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A duration as gcloud's `--timeout` takes it: seconds (`300`), or with a unit

@@ -1,5 +1,6 @@
 //! The Admin API over HTTP, as the CLI uses it: JSON in and out, `google.rpc.Status`
-//! errors turned into [`ApiError`], long-running operations waited for with `:wait`.
+//! errors turned into [`ApiError`], long-running operations waited for with `:wait`;
+//! and homerun's own logs of task attempts beside it.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -120,6 +121,15 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// A resource as the API answered it (`what`: `job`, `execution`...).
+pub fn parse_resource<T: serde::de::DeserializeOwned>(
+    value: Value,
+    what: &str,
+) -> anyhow::Result<T> {
+    api::json::from_value(value)
+        .map_err(|e| anyhow::anyhow!("the API answered with an unreadable {what}: {e}"))
+}
+
 /// Whether an error is the API saying 404.
 pub fn is_not_found(e: &anyhow::Error) -> bool {
     e.downcast_ref::<ApiError>()
@@ -224,7 +234,7 @@ impl ApiClient {
             .await
     }
 
-    /// Every item of a paged list (`items_key`: `services`, `revisions`).
+    /// Every item of a paged list (`items_key`: `services`, `revisions`, `jobs`...).
     async fn list_all(&self, path: &str, items_key: &str) -> anyhow::Result<Vec<Value>> {
         let mut items = Vec::new();
         let mut token = String::new();
@@ -244,13 +254,44 @@ impl ApiClient {
         }
     }
 
-    /// The service, or `None` when it does not exist.
-    pub async fn get_service(&self, service: &str) -> anyhow::Result<Option<Value>> {
-        match self.get(&self.service_path(service), &[]).await {
+    /// The resource at `path`, or `None` when the API says 404.
+    async fn get_opt(&self, path: &str) -> anyhow::Result<Option<Value>> {
+        match self.get(path, &[]).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// A `PATCH` with an `updateMask` (empty: none sent, every writable field replaced).
+    async fn patch(&self, path: &str, body: &Value, update_mask: &str) -> anyhow::Result<Value> {
+        let query: Vec<(&str, &str)> = if update_mask.is_empty() {
+            Vec::new()
+        } else {
+            vec![("updateMask", update_mask)]
+        };
+        self.call(Method::PATCH, path, &query, Some(body), CALL_TIMEOUT)
+            .await
+    }
+
+    async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(Method::DELETE, path, &[], None, CALL_TIMEOUT)
+            .await
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &Value,
+    ) -> anyhow::Result<Value> {
+        self.call(Method::POST, path, query, Some(body), CALL_TIMEOUT)
+            .await
+    }
+
+    /// The service, or `None` when it does not exist.
+    pub async fn get_service(&self, service: &str) -> anyhow::Result<Option<Value>> {
+        self.get_opt(&self.service_path(service)).await
     }
 
     pub async fn list_services(&self) -> anyhow::Result<Vec<Value>> {
@@ -261,14 +302,8 @@ impl ApiClient {
     /// `CreateService`: the operation.
     pub async fn create_service(&self, service_id: &str, service: &Value) -> anyhow::Result<Value> {
         let path = format!("{}/services", self.location_path());
-        self.call(
-            Method::POST,
-            &path,
-            &[("serviceId", service_id)],
-            Some(service),
-            CALL_TIMEOUT,
-        )
-        .await
+        self.post(&path, &[("serviceId", service_id)], service)
+            .await
     }
 
     /// `UpdateService` (`update_mask` empty: every writable field replaced): the operation.
@@ -278,31 +313,13 @@ impl ApiClient {
         service: &Value,
         update_mask: &str,
     ) -> anyhow::Result<Value> {
-        let query: Vec<(&str, &str)> = if update_mask.is_empty() {
-            Vec::new()
-        } else {
-            vec![("updateMask", update_mask)]
-        };
-        self.call(
-            Method::PATCH,
-            &self.service_path(service_id),
-            &query,
-            Some(service),
-            CALL_TIMEOUT,
-        )
-        .await
+        self.patch(&self.service_path(service_id), service, update_mask)
+            .await
     }
 
     /// `DeleteService`: the operation.
     pub async fn delete_service(&self, service_id: &str) -> anyhow::Result<Value> {
-        self.call(
-            Method::DELETE,
-            &self.service_path(service_id),
-            &[],
-            None,
-            CALL_TIMEOUT,
-        )
-        .await
+        self.delete(&self.service_path(service_id)).await
     }
 
     /// The revisions of a service, or of every service (`None`).
@@ -323,8 +340,131 @@ impl ApiClient {
             self.service_path(service),
             encode(revision)
         );
-        match self.get(&path, &[]).await {
-            Ok(v) => Ok(Some(v)),
+        self.get_opt(&path).await
+    }
+
+    fn job_path(&self, job: &str) -> String {
+        format!("{}/jobs/{}", self.location_path(), encode(job))
+    }
+
+    fn execution_path(&self, job: &str, execution: &str) -> String {
+        format!("{}/executions/{}", self.job_path(job), encode(execution))
+    }
+
+    /// The job, or `None` when it does not exist.
+    pub async fn get_job(&self, job: &str) -> anyhow::Result<Option<Value>> {
+        self.get_opt(&self.job_path(job)).await
+    }
+
+    pub async fn list_jobs(&self) -> anyhow::Result<Vec<Value>> {
+        self.list_all(&format!("{}/jobs", self.location_path()), "jobs")
+            .await
+    }
+
+    /// `CreateJob`: the operation.
+    pub async fn create_job(&self, job_id: &str, job: &Value) -> anyhow::Result<Value> {
+        let path = format!("{}/jobs", self.location_path());
+        self.post(&path, &[("jobId", job_id)], job).await
+    }
+
+    /// `UpdateJob` (`update_mask` empty: every writable field replaced): the operation.
+    pub async fn update_job(
+        &self,
+        job_id: &str,
+        job: &Value,
+        update_mask: &str,
+    ) -> anyhow::Result<Value> {
+        self.patch(&self.job_path(job_id), job, update_mask).await
+    }
+
+    /// `DeleteJob` (its executions and tasks with it): the operation.
+    pub async fn delete_job(&self, job_id: &str) -> anyhow::Result<Value> {
+        self.delete(&self.job_path(job_id)).await
+    }
+
+    /// `RunJob` (`request`: a `RunJobRequest`): the operation, its metadata the new
+    /// execution.
+    pub async fn run_job(&self, job_id: &str, request: &Value) -> anyhow::Result<Value> {
+        let path = format!("{}:run", self.job_path(job_id));
+        self.post(&path, &[], request).await
+    }
+
+    /// The executions of a job, or of every job (`None`).
+    pub async fn list_executions(&self, job: Option<&str>) -> anyhow::Result<Vec<Value>> {
+        let parent = self.job_path(job.unwrap_or(api::JobName::ANY));
+        self.list_all(&format!("{parent}/executions"), "executions")
+            .await
+    }
+
+    /// The execution, or `None` when it does not exist.
+    pub async fn get_execution(&self, job: &str, execution: &str) -> anyhow::Result<Option<Value>> {
+        self.get_opt(&self.execution_path(job, execution)).await
+    }
+
+    /// `DeleteExecution`: the operation.
+    pub async fn delete_execution(&self, job: &str, execution: &str) -> anyhow::Result<Value> {
+        self.delete(&self.execution_path(job, execution)).await
+    }
+
+    /// `CancelExecution`: the operation, done once the execution has stopped.
+    pub async fn cancel_execution(&self, job: &str, execution: &str) -> anyhow::Result<Value> {
+        let path = format!("{}:cancel", self.execution_path(job, execution));
+        self.post(&path, &[], &json!({})).await
+    }
+
+    /// The tasks of an execution.
+    pub async fn list_tasks(&self, job: &str, execution: &str) -> anyhow::Result<Vec<Value>> {
+        let parent = self.execution_path(job, execution);
+        self.list_all(&format!("{parent}/tasks"), "tasks").await
+    }
+
+    /// The task, or `None` when it does not exist.
+    pub async fn get_task(
+        &self,
+        job: &str,
+        execution: &str,
+        task: &str,
+    ) -> anyhow::Result<Option<Value>> {
+        let path = format!(
+            "{}/tasks/{}",
+            self.execution_path(job, execution),
+            encode(task)
+        );
+        self.get_opt(&path).await
+    }
+
+    /// The log entries of an execution's task attempts (homerun's own API beside the
+    /// Admin API: `GET /homerun/v1/.../executions/{e}/logs?task=&attempt=`), `None` when
+    /// there are none.
+    pub async fn execution_logs(
+        &self,
+        job: &str,
+        execution: &str,
+        task: Option<u32>,
+        attempt: Option<u32>,
+    ) -> anyhow::Result<Option<Vec<Value>>> {
+        let path = format!(
+            "/homerun/v1/projects/{}/locations/{}/jobs/{}/executions/{}/logs",
+            encode(&self.project),
+            encode(&self.region),
+            encode(job),
+            encode(execution)
+        );
+        let (task, attempt) = (task.map(|t| t.to_string()), attempt.map(|a| a.to_string()));
+        let mut query = Vec::new();
+        if let Some(t) = &task {
+            query.push(("task", t.as_str()));
+        }
+        if let Some(a) = &attempt {
+            query.push(("attempt", a.as_str()));
+        }
+        match self.get(&path, &query).await {
+            Ok(v) => Ok(Some(
+                v.get("entries")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            )),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e),
         }

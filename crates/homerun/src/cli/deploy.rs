@@ -9,11 +9,11 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 use api::{
-    Container, ContainerPort, EnumEncoding, EnvVar, ExecutionEnvironment, ResourceRequirements,
+    Container, ContainerPort, EnumEncoding, ExecutionEnvironment, ResourceRequirements,
     RevisionTemplate, Service, TrafficTarget, TrafficTargetAllocationType,
 };
 
-use super::args::{parse_count, parse_dict, parse_duration_secs, split_list};
+use super::args::{parse_count, parse_duration_secs, split_list, EnvFlags};
 use super::client::ApiClient;
 use super::operation::{follow, step};
 use super::output::OutputArgs;
@@ -23,6 +23,15 @@ use super::view::{serving_revisions, short_name};
 pub enum ExecutionEnvironmentArg {
     Gen1,
     Gen2,
+}
+
+impl From<ExecutionEnvironmentArg> for ExecutionEnvironment {
+    fn from(e: ExecutionEnvironmentArg) -> Self {
+        match e {
+            ExecutionEnvironmentArg::Gen1 => ExecutionEnvironment::Gen1,
+            ExecutionEnvironmentArg::Gen2 => ExecutionEnvironment::Gen2,
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -160,28 +169,13 @@ fn apply_container_flags(c: &mut Container, args: &DeployArgs) -> anyhow::Result
     if let Some(throttling) = flag_pair(args.cpu_throttling, args.no_cpu_throttling) {
         resources(c).cpu_idle = throttling;
     }
-    // gcloud's order: clear or set first, then removals, then updates.
-    if args.clear_env_vars {
-        c.env.clear();
+    EnvFlags {
+        set: args.set_env_vars.as_deref(),
+        update: args.update_env_vars.as_deref(),
+        remove: args.remove_env_vars.as_deref(),
+        clear: args.clear_env_vars,
     }
-    if let Some(set) = &args.set_env_vars {
-        c.env = parse_dict(set, "--set-env-vars")?
-            .into_iter()
-            .map(|(k, v)| EnvVar::new(k, v))
-            .collect();
-    }
-    if let Some(remove) = &args.remove_env_vars {
-        let names = split_list(remove);
-        c.env.retain(|e| !names.contains(&e.name));
-    }
-    if let Some(update) = &args.update_env_vars {
-        for (k, v) in parse_dict(update, "--update-env-vars")? {
-            match c.env.iter_mut().find(|e| e.name == k) {
-                Some(e) => *e = EnvVar::new(k, v),
-                None => c.env.push(EnvVar::new(k, v)),
-            }
-        }
-    }
+    .apply(&mut c.env)?;
     if let Some(command) = &args.command {
         c.command = split_list(command);
     }
@@ -221,10 +215,7 @@ fn apply_template_flags(t: &mut RevisionTemplate, args: &DeployArgs) -> anyhow::
         )?));
     }
     if let Some(env) = args.execution_environment {
-        t.execution_environment = match env {
-            ExecutionEnvironmentArg::Gen1 => ExecutionEnvironment::Gen1,
-            ExecutionEnvironmentArg::Gen2 => ExecutionEnvironment::Gen2,
-        };
+        t.execution_environment = env.into();
     }
     if let Some(account) = &args.service_account {
         t.service_account = account.clone();
@@ -394,7 +385,7 @@ pub async fn run(client: &ApiClient, args: DeployArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use api::TrafficTarget;
+    use api::{EnvVar, TrafficTarget};
 
     fn args(service: &str) -> DeployArgs {
         DeployArgs {

@@ -1,14 +1,18 @@
-//! The gcloud-like verbs (`deploy`, `services ...`, `revisions ...`): clients of the Admin
-//! API only, at `--api-addr`, in `--project` and `--region`.
+//! The gcloud-like verbs (`deploy`, `services ...`, `revisions ...`, `jobs ...`,
+//! `executions ...`, `tasks ...`): clients of the Admin API only, at `--api-addr`, in
+//! `--project` and `--region`.
 
 mod args;
 mod client;
 pub mod deploy;
+pub mod executions;
+pub mod jobs;
 mod knative;
 mod operation;
 mod output;
 pub mod revisions;
 pub mod services;
+pub mod tasks;
 mod traffic;
 mod view;
 
@@ -27,6 +31,15 @@ pub enum AdminApiCommand {
     /// List and describe revisions.
     #[command(subcommand)]
     Revisions(revisions::RevisionsCommand),
+    /// Create, change, run, list, describe and delete jobs.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
+    /// List, describe, cancel and delete executions of jobs; their tasks' logs.
+    #[command(subcommand)]
+    Executions(executions::ExecutionsCommand),
+    /// List and describe the tasks of an execution.
+    #[command(subcommand)]
+    Tasks(tasks::TasksCommand),
 }
 
 pub async fn run(cmd: AdminApiCommand, platform: &PlatformArgs) -> anyhow::Result<()> {
@@ -35,5 +48,8 @@ pub async fn run(cmd: AdminApiCommand, platform: &PlatformArgs) -> anyhow::Resul
         AdminApiCommand::Deploy(args) => deploy::run(&client, *args).await,
         AdminApiCommand::Services(cmd) => services::run(&client, cmd).await,
         AdminApiCommand::Revisions(cmd) => revisions::run(&client, cmd).await,
+        AdminApiCommand::Jobs(cmd) => jobs::run(&client, cmd).await,
+        AdminApiCommand::Executions(cmd) => executions::run(&client, cmd).await,
+        AdminApiCommand::Tasks(cmd) => tasks::run(&client, cmd).await,
     }
 }

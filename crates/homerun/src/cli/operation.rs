@@ -35,7 +35,7 @@ pub async fn follow(
     let mut routing_announced = false;
     let mut failure_reported = false;
     while !op.done {
-        op = parse(client.wait_operation(&op.name, WAIT_STEP).await?)?;
+        op = wait_step(client, &op, WAIT_STEP).await?;
         let (Some(revision), false) = (revision, op.done || routing_announced) else {
             continue;
         };
@@ -59,16 +59,42 @@ pub async fn follow(
             _ => {}
         }
     }
-    if let Some(error) = &op.error {
-        return Err(ApiError::from_status(error).into());
-    }
+    let op = outcome(op)?;
     if revision.is_some() && !routing_announced {
         step("Routing traffic...");
     }
     Ok(op)
 }
 
-fn parse(value: Value) -> anyhow::Result<Operation> {
+/// Waits for `operation` (as the mutation returned it) to be done, with no progress
+/// lines; an operation that ends in error is that error.
+pub async fn wait(client: &ApiClient, operation: Value) -> anyhow::Result<Operation> {
+    let mut op = parse(operation)?;
+    while !op.done {
+        op = wait_step(client, &op, WAIT_STEP).await?;
+    }
+    outcome(op)
+}
+
+/// One `:wait` of at most `step` on an operation: the operation then, done or not.
+pub async fn wait_step(
+    client: &ApiClient,
+    op: &Operation,
+    step: Duration,
+) -> anyhow::Result<Operation> {
+    parse(client.wait_operation(&op.name, step).await?)
+}
+
+/// A done operation, or its error.
+pub fn outcome(op: Operation) -> anyhow::Result<Operation> {
+    match &op.error {
+        Some(error) => Err(ApiError::from_status(error).into()),
+        None => Ok(op),
+    }
+}
+
+/// An operation as the API answered it.
+pub fn parse(value: Value) -> anyhow::Result<Operation> {
     api::json::from_value(value)
         .map_err(|e| anyhow::anyhow!("the API answered with an unreadable operation: {e}"))
 }

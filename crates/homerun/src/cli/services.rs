@@ -282,7 +282,8 @@ async fn update_traffic(client: &ApiClient, args: UpdateTrafficArgs) -> anyhow::
     Ok(())
 }
 
-fn finish_async(operation: &Value, output: &OutputArgs) -> anyhow::Result<()> {
+/// A mutation accepted and not waited for (`--async`): its operation's name.
+pub fn finish_async(operation: &Value, output: &OutputArgs) -> anyhow::Result<()> {
     let name = operation.get("name").and_then(Value::as_str).unwrap_or("");
     eprintln!("Accepted: operation [{name}].");
     if !output.print_structured(operation)? {

@@ -1,4 +1,5 @@
-//! The text views of services and revisions, gcloud's `describe` layout.
+//! The text views of services, revisions, jobs and executions, gcloud's `describe`
+//! layout.
 
 use api::condition::types;
 use api::{
@@ -157,42 +158,12 @@ impl<'a> SpecView<'a> {
 
     /// The key lines, indented by `indent`.
     pub fn render(&self, indent: &str) -> String {
-        let several = self.containers.len() > 1;
-        let containers: Vec<(&Container, KeyLines)> = self
-            .containers
-            .iter()
-            .map(|c| (c, container_lines(c)))
-            .collect();
-        let revision = self.revision_lines();
-        let width = containers
-            .iter()
-            .map(|(_, l)| l.key_width())
-            .chain([revision.key_width()])
-            .max()
-            .unwrap_or(0);
-        let mut out = String::new();
-        for (c, lines) in containers {
-            let inner = if several {
-                out.push_str(&format!("{indent}Container {}\n", c.name));
-                format!("{indent}  ")
-            } else {
-                indent.to_string()
-            };
-            out.push_str(&lines.render_aligned(&inner, width));
-            for e in &c.env {
-                let value = match (&e.value, &e.value_source) {
-                    (Some(v), _) => v.clone(),
-                    (None, Some(src)) => match &src.secret_key_ref {
-                        Some(s) => format!("secret {}:{}", s.secret, s.version),
-                        None => String::new(),
-                    },
-                    (None, None) => String::new(),
-                };
-                out.push_str(&format!("{inner}  {}={value}\n", e.name));
-            }
-        }
-        out.push_str(&revision.render_aligned(indent, width));
-        out
+        render_spec(
+            self.containers,
+            Workload::Service,
+            &self.revision_lines(),
+            indent,
+        )
     }
 
     fn revision_lines(&self) -> KeyLines {
@@ -209,18 +180,73 @@ impl<'a> SpecView<'a> {
         }
         lines.add(
             "Execution environment",
-            match self.execution_environment {
-                ExecutionEnvironment::Gen1 => "gen1",
-                ExecutionEnvironment::Gen2 => "gen2",
-                ExecutionEnvironment::Unspecified => "default",
-            },
+            execution_environment_text(self.execution_environment),
         );
         lines
     }
 }
 
+pub fn execution_environment_text(e: ExecutionEnvironment) -> &'static str {
+    match e {
+        ExecutionEnvironment::Gen1 => "gen1",
+        ExecutionEnvironment::Gen2 => "gen2",
+        ExecutionEnvironment::Unspecified => "default",
+    }
+}
+
+/// What containers run as: CPU allocation and startup boost are a service's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    Service,
+    Job,
+}
+
+/// The containers' key lines (each one's env vars under them; named when there are
+/// several), then `settings`, all values aligned, indented by `indent`.
+pub fn render_spec(
+    containers: &[Container],
+    workload: Workload,
+    settings: &KeyLines,
+    indent: &str,
+) -> String {
+    let several = containers.len() > 1;
+    let containers: Vec<(&Container, KeyLines)> = containers
+        .iter()
+        .map(|c| (c, container_lines(c, workload)))
+        .collect();
+    let width = containers
+        .iter()
+        .map(|(_, l)| l.key_width())
+        .chain([settings.key_width()])
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (c, lines) in containers {
+        let inner = if several {
+            out.push_str(&format!("{indent}Container {}\n", c.name));
+            format!("{indent}  ")
+        } else {
+            indent.to_string()
+        };
+        out.push_str(&lines.render_aligned(&inner, width));
+        for e in &c.env {
+            let value = match (&e.value, &e.value_source) {
+                (Some(v), _) => v.clone(),
+                (None, Some(src)) => match &src.secret_key_ref {
+                    Some(s) => format!("secret {}:{}", s.secret, s.version),
+                    None => String::new(),
+                },
+                (None, None) => String::new(),
+            };
+            out.push_str(&format!("{inner}  {}={value}\n", e.name));
+        }
+    }
+    out.push_str(&settings.render_aligned(indent, width));
+    out
+}
+
 /// A container's key lines; its env vars follow them, one a line.
-fn container_lines(c: &Container) -> KeyLines {
+fn container_lines(c: &Container, workload: Workload) -> KeyLines {
     let mut lines = KeyLines::new();
     lines.add("Image", c.image.clone());
     if !c.command.is_empty() {
@@ -238,6 +264,8 @@ fn container_lines(c: &Container) -> KeyLines {
             r.limits.get("memory").cloned().unwrap_or_default(),
         );
         lines.add("CPU", r.limits.get("cpu").cloned().unwrap_or_default());
+    }
+    if let (Some(r), Workload::Service) = (&c.resources, workload) {
         let allocation = if r.cpu_idle {
             "during requests only"
         } else {
