@@ -57,6 +57,7 @@ pub struct Counts {
     pub succeeded: u32,
     pub failed: u32,
     pub cancelled: u32,
+    /// Tasks that were retried at least once.
     pub retried: u32,
 }
 
@@ -223,7 +224,8 @@ impl Progress {
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
         for t in &self.tasks {
-            c.retried += t.retried;
+            // Cloud Run's `retriedCount`: tasks retried at least once, not retries.
+            c.retried += u32::from(t.retried > 0);
             match t.status {
                 TaskStatus::Running => c.running += 1,
                 TaskStatus::Succeeded => c.succeeded += 1,
@@ -298,7 +300,8 @@ mod tests {
         assert_eq!(p.attempt_ended(0, fail(7)), TaskStatus::Failed);
         assert_eq!(p.end(), Some(ExecutionEnd::Failed));
         let c = p.counts();
-        assert_eq!((c.failed, c.retried), (1, 2));
+        assert_eq!((c.failed, c.retried), (1, 1), "one task, retried twice");
+        assert_eq!(p.tasks[0].retried, 2);
         assert_eq!(
             p.first_failure().unwrap().last.as_ref().unwrap().exit_code,
             Some(7)

@@ -150,6 +150,13 @@ impl StoreRecords {
             if started {
                 task.start_time = Some(now);
                 task.completion_time = None;
+                // Its images are there and its instance is being made.
+                for c in task.conditions.iter_mut() {
+                    if c.kind == types::RESOURCES_AVAILABLE && c.state != ConditionState::Succeeded
+                    {
+                        *c = Condition::new(types::RESOURCES_AVAILABLE, ConditionState::Succeeded);
+                    }
+                }
             }
             if let Some(last) = &t.last {
                 task.last_attempt_result = Some(TaskAttemptResult {
@@ -183,12 +190,16 @@ impl StoreRecords {
     ) -> Option<Execution> {
         let c = progress.counts();
         update::<Execution>(&*self.store, EXECUTION_KIND, &self.execution, |e| {
+            let before = e.clone();
             e.running_count = c.running as i32;
             e.succeeded_count = c.succeeded as i32;
             e.failed_count = c.failed as i32;
             e.cancelled_count = c.cancelled as i32;
             e.retried_count = c.retried as i32;
             change(e);
+            if *e != before {
+                e.update_time = Some(Timestamp::now());
+            }
             e.etag = String::new();
             e.etag = e.compute_etag();
         })
@@ -319,18 +330,22 @@ fn finish_operations(store: &dyn Store, execution: &Execution, end: ExecutionEnd
             if op.done || meta.name != execution.name {
                 continue;
             }
-            // A `:cancel`'s metadata is the execution as it was being cancelled: it
-            // succeeds once the execution ended. The `:run` succeeds only with it.
-            let is_cancel = meta
-                .completed_condition()
-                .is_some_and(|c| c.execution_reason == Some(ExecutionReason::Cancelling));
-            let result = if end == ExecutionEnd::Succeeded || is_cancel {
-                Ok(api::json::to_value(execution, EnumEncoding::Name))
-            } else {
+            // As Cloud Run: a cancelled execution's `:run` finishes without an error, its
+            // response the execution (with its cancelled count); a failed one with the
+            // failure.
+            let failed = end == ExecutionEnd::Failed;
+            let result = if failed {
                 Err(Status::failed_precondition(message.to_string()))
+            } else {
+                Ok(api::json::to_value(execution, EnumEncoding::Name))
             };
             if let Err(e) = api::complete_operation(store, &op.name, result) {
                 tracing::warn!(operation = %op.name, "finishing: {}", e.message);
+            } else if failed {
+                // The metadata shows the execution as it ended, as on success.
+                update::<Operation>(store, OPERATION_KIND, &op.name, |o| {
+                    o.metadata = Some(execution.clone().into());
+                });
             }
         }
         match page.next_page_token {
