@@ -455,11 +455,44 @@ fn an_execution_interrupted_by_a_kill_resumes_and_retries() {
 #[test]
 fn a_schedule_starts_executions() {
     let Some(p) = platform(214) else { return };
-    let mut body = job(1, 1, 0, "60s", &[]);
-    body["annotations"] = json!({
-        "homerun.dev/schedules": "[{\"cron\": \"* * * * *\", \"timeZone\": \"Europe/Paris\"}]"
-    });
-    create_job(&p, "minutely", &body);
+    create_job(&p, "minutely", &job(1, 1, 0, "60s", &[]));
+    // gcloud's way: the CLI writes the job's schedule.
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_homerun"))
+            .arg("--api-addr")
+            .arg(p.api.to_string())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&[
+        "jobs",
+        "schedule",
+        "minutely",
+        "--cron",
+        "* * * * *",
+        "--time-zone",
+        "Europe/Paris",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["jobs", "schedule", "minutely", "--cron", "* * *"]);
+    assert!(!out.status.success(), "a bad schedule is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 fields"));
+    let (_, stored) = p.call("GET", &format!("{}/jobs/minutely", p.location()), None);
+    let schedules: Value = serde_json::from_str(
+        stored["annotations"]["homerun.dev/schedules"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        schedules,
+        json!([{"cron": "* * * * *", "timeZone": "Europe/Paris"}])
+    );
     // A bad schedule is refused by name.
     let mut bad = job(1, 1, 0, "60s", &[]);
     bad["annotations"] = json!({"homerun.dev/schedules": "[{\"cron\": \"every minute\"}]"});
@@ -490,6 +523,17 @@ fn a_schedule_starts_executions() {
         assert!(Instant::now() < deadline, "{}", get(&p, &execution));
         std::thread::sleep(Duration::from_millis(200));
     }
+    let out = cli(&["jobs", "schedule", "minutely", "--clear"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, stored) = p.call("GET", &format!("{}/jobs/minutely", p.location()), None);
+    assert!(
+        stored["annotations"]["homerun.dev/schedules"].is_null(),
+        "{stored}"
+    );
     stop_clean(p);
 }
 

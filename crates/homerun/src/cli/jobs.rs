@@ -44,6 +44,21 @@ pub enum JobsCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Run a job on a schedule (Cloud Scheduler's role): at each occurrence of a 5-field
+    /// crontab schedule in a time zone. Repeat to add schedules; --clear removes them.
+    Schedule {
+        /// The job's id.
+        job: String,
+        /// The schedule, e.g. "*/15 * * * *" or "@daily".
+        #[arg(long, required_unless_present = "clear")]
+        cron: Option<String>,
+        /// An IANA time zone (UTC by default), e.g. Europe/Paris.
+        #[arg(long, default_value = "")]
+        time_zone: String,
+        /// Remove every schedule of the job.
+        #[arg(long, conflicts_with = "cron")]
+        clear: bool,
+    },
     /// Delete a job, its executions and their tasks.
     Delete {
         /// The job's id.
@@ -266,6 +281,12 @@ pub async fn run(client: &ApiClient, cmd: JobsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        JobsCommand::Schedule {
+            job,
+            cron,
+            time_zone,
+            clear,
+        } => schedule(client, &job, cron, time_zone, clear).await,
         JobsCommand::Delete {
             job,
             quiet: _,
@@ -279,6 +300,72 @@ pub async fn run(client: &ApiClient, cmd: JobsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Adds a schedule to the job's `homerun.dev/schedules` annotation (or clears them), by
+/// a PATCH of the annotations alone.
+async fn schedule(
+    client: &ApiClient,
+    id: &str,
+    cron: Option<String>,
+    time_zone: String,
+    clear: bool,
+) -> anyhow::Result<()> {
+    use api::schedule::{ScheduleSpec, SCHEDULES_ANNOTATION};
+    let stored: Job = parse_resource(
+        client
+            .get_job(id)
+            .await?
+            .ok_or_else(|| not_found(client, id))?,
+        "job",
+    )?;
+    let mut annotations = stored.annotations.clone();
+    let mut schedules: Vec<ScheduleSpec> = match annotations.get(SCHEDULES_ANNOTATION) {
+        Some(text) if !clear => serde_json::from_str(text)
+            .map_err(|e| anyhow::anyhow!("the job's {SCHEDULES_ANNOTATION} annotation: {e}"))?,
+        _ => Vec::new(),
+    };
+    if let Some(cron) = cron {
+        let spec = ScheduleSpec { cron, time_zone };
+        // Checked here too, for a message before anything is sent.
+        api::schedule::Schedule::parse(&spec).map_err(anyhow::Error::msg)?;
+        if !schedules.contains(&spec) {
+            schedules.push(spec);
+        }
+    }
+    if schedules.is_empty() {
+        annotations.remove(SCHEDULES_ANNOTATION);
+    } else {
+        annotations.insert(
+            SCHEDULES_ANNOTATION.into(),
+            serde_json::to_string(&schedules)?,
+        );
+    }
+    let body = Job {
+        annotations,
+        ..Default::default()
+    };
+    let operation = client
+        .update_job(
+            id,
+            &api::json::to_value(&body, EnumEncoding::Name),
+            "annotations",
+        )
+        .await?;
+    operation::wait(client, operation).await?;
+    if schedules.is_empty() {
+        eprintln!("Job [{id}] runs on no schedule.");
+    } else {
+        for s in &schedules {
+            let tz = if s.time_zone.is_empty() {
+                "UTC"
+            } else {
+                &s.time_zone
+            };
+            eprintln!("Job [{id}] runs at \"{}\" ({tz}).", s.cron);
+        }
+    }
+    Ok(())
 }
 
 async fn create(client: &ApiClient, args: JobArgs) -> anyhow::Result<()> {
