@@ -13,8 +13,6 @@ use tokio::sync::mpsc;
 /// What the revision tells one of its instances.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Throttle the CPU to nearly nothing (`true`, no request in flight) or give it back.
-    Throttle(bool),
     /// Out of routing, let in-flight requests finish (at most `drain`), then stop.
     Stop { drain: Duration },
 }
@@ -40,6 +38,9 @@ pub(crate) enum Report {
 pub(crate) struct InstanceContext {
     pub node: Node,
     pub router: Arc<router::Router>,
+    /// Throttles the instance's CPU between requests when `cpu_idle`.
+    pub sink: crate::EventSink,
+    pub cpu_idle: bool,
     /// The router's key of the revision.
     pub revision: String,
     pub concurrency: usize,
@@ -106,10 +107,16 @@ async fn run(
         concurrency: ctx.concurrency,
         end: end.clone(),
     };
+    if ctx.cpu_idle {
+        ctx.sink.register_cpu(&id, instance.cpu_control());
+    }
     if ctx.port.is_some() {
         ctx.router
             .pools()
             .add_instance(&ctx.revision, endpoint(&instance));
+    }
+    if ctx.cpu_idle {
+        ctx.sink.throttle_if_unused(&id);
     }
     tracing::info!(revision = %ctx.revision, instance = %id, ?took, "instance ready");
     let _ = reports.send(Report::Started {
@@ -139,22 +146,20 @@ async fn run(
                     if let Err(e) = instance.restart().await {
                         break Some(format!("restart after a failed liveness probe: {e}"));
                     }
+                    if ctx.cpu_idle {
+                        // New containers, new cgroups.
+                        ctx.sink.register_cpu(&id, instance.cpu_control());
+                    }
                     if ctx.port.is_some() {
                         ctx.router.pools().add_instance(&ctx.revision, endpoint(&instance));
                     }
                 }
             },
             command = commands.recv() => match command {
-                Some(Command::Throttle(idle)) => {
-                    if let Err(e) = instance.throttle(idle) {
-                        tracing::warn!(instance = %id, "throttling: {e}");
-                    }
-                }
                 Some(Command::Stop { drain }) => {
+                    // Its full CPU while it finishes its requests and handles SIGTERM.
+                    ctx.sink.unregister_cpu(&id);
                     if let Some(d) = ctx.router.pools().remove_instance(&ctx.revision, &id) {
-                        if instance.throttle(false).is_err() {
-                            tracing::debug!(instance = %id, "unthrottling a draining instance failed");
-                        }
                         let _ = tokio::time::timeout(drain, d.wait()).await;
                     }
                     break None;
@@ -169,6 +174,7 @@ async fn run(
             }
         }
     };
+    ctx.sink.unregister_cpu(&id);
     let exits = instance.stop(ctx.grace).await;
     tracing::info!(revision = %ctx.revision, instance = %id, ?exits, "instance stopped");
     let _ = reports.send(Report::Ended { id, reason });

@@ -53,13 +53,68 @@ pub struct ControllerConfig {
 
 /// The router's events, handed to the task of the revision they concern. Give it to
 /// [`router::Router::new`], then to [`Controller::new`].
+///
+/// It also gives CPU to instances throttled between requests (`cpuIdle`) right here, on
+/// the request's path, before the request reaches the instance: the router sends an
+/// instance's busy event before it forwards the request that made it busy.
 #[derive(Clone, Default)]
 pub struct EventSink {
     revisions: Arc<RwLock<HashMap<String, mpsc::UnboundedSender<Message>>>>,
+    cpu: Arc<Mutex<HashMap<String, CpuEntry>>>,
+}
+
+struct CpuEntry {
+    control: runtime::instance::CpuControl,
+    /// The last busy/idle change applied (stale ones are dropped).
+    seq: u64,
+}
+
+impl EventSink {
+    /// Throttles `instance` between its requests from now on; the instance starts
+    /// unthrottled until [`EventSink::throttle_if_unused`].
+    pub(crate) fn register_cpu(&self, instance: &str, control: runtime::instance::CpuControl) {
+        let mut map = lock(&self.cpu);
+        let seq = map.get(instance).map_or(0, |e| e.seq);
+        map.insert(instance.to_string(), CpuEntry { control, seq });
+    }
+
+    /// Throttles a registered instance no request has reached yet.
+    pub(crate) fn throttle_if_unused(&self, instance: &str) {
+        if let Some(e) = lock(&self.cpu).get(instance) {
+            if e.seq == 0 {
+                if let Err(err) = e.control.throttle(true) {
+                    tracing::warn!(%instance, "throttling: {err}");
+                }
+            }
+        }
+    }
+
+    /// Stops throttling `instance` (it is draining or gone) and gives it its CPU.
+    pub(crate) fn unregister_cpu(&self, instance: &str) {
+        if let Some(e) = lock(&self.cpu).remove(instance) {
+            let _ = e.control.throttle(false);
+        }
+    }
 }
 
 impl router::Events for EventSink {
     fn event(&self, event: router::Event) {
+        if let router::Event::InstanceBusy {
+            instance,
+            busy,
+            seq,
+            ..
+        } = &event
+        {
+            if let Some(e) = lock(&self.cpu).get_mut(&**instance) {
+                if *seq > e.seq {
+                    e.seq = *seq;
+                    if let Err(err) = e.control.throttle(!busy) {
+                        tracing::warn!(%instance, "throttling: {err}");
+                    }
+                }
+            }
+        }
         let revision = match &event {
             router::Event::Demand(d) => &d.revision,
             router::Event::InstanceBusy { revision, .. }
@@ -119,6 +174,7 @@ impl Controller {
                 runc,
                 runsc,
                 router,
+                sink: sink.clone(),
                 autoscaler: config.autoscaler.clone(),
                 registry: config.registry.clone(),
                 grace: config.grace,
@@ -248,9 +304,15 @@ impl Controller {
         tasks.insert(name, Task { retiring: false });
     }
 
-    /// Asks every task not in `keep` to retire, and remembers `keep`.
+    /// Asks every task not in `keep` to retire, and remembers `keep`. A revision no
+    /// longer wanted whose task has already ended (a failed check) loses its pool here.
     fn retire_others(&self, keep: HashMap<String, bool>) {
         let mut tasks = lock(&self.tasks);
+        for name in lock(&self.wanted).keys() {
+            if !keep.contains_key(name) && !tasks.contains_key(name) {
+                self.platform.router.pools().remove_revision(name);
+            }
+        }
         let senders = self
             .sink
             .revisions

@@ -46,6 +46,8 @@ pub(crate) struct Platform {
     pub runc: Node,
     pub runsc: Option<Node>,
     pub router: Arc<router::Router>,
+    /// Throttles idle instances' CPU on the request path.
+    pub sink: crate::EventSink,
     pub autoscaler: autoscaler::Config,
     pub registry: RegistryOptions,
     pub grace: Duration,
@@ -80,7 +82,8 @@ struct Live {
     busy: bool,
     /// Since when it has had no request (the autoscaler's clock); None while serving.
     idle_since: Option<Duration>,
-    throttled: bool,
+    /// The last busy/idle change seen (stale events are dropped).
+    busy_seq: u64,
 }
 
 struct State {
@@ -300,6 +303,8 @@ impl State {
             let context = InstanceContext {
                 node: self.node.clone(),
                 router: self.platform.router.clone(),
+                sink: self.platform.sink.clone(),
+                cpu_idle: self.plan.cpu_idle,
                 revision: self.plan.name.clone(),
                 concurrency: self.plan.concurrency as usize,
                 port: ingress_port,
@@ -312,7 +317,7 @@ impl State {
                 stopping: false,
                 busy: false,
                 idle_since: None,
-                throttled: false,
+                busy_seq: 0,
             });
         }
     }
@@ -362,6 +367,11 @@ impl State {
             Report::Ended { id, reason } => {
                 if let Some(reason) = reason {
                     tracing::warn!(revision = %self.plan.name, instance = %id, "instance ended: {reason}");
+                    // An instance that dies on its own is replaced, but not in a tight
+                    // loop: the same backoff as a failed start.
+                    self.failures += 1;
+                    let backoff = Duration::from_millis(250 << self.failures.min(6));
+                    self.hold_starts_until = Some(Instant::now() + backoff);
                 }
                 self.instances.retain(|l| *l.handle.id != *id);
                 None
@@ -384,14 +394,19 @@ impl State {
                     self.start_instances(desired.saturating_sub(ready + starting));
                 }
             }
-            router::Event::InstanceBusy { instance, busy, .. } => {
-                let cpu_idle = self.plan.cpu_idle;
+            router::Event::InstanceBusy {
+                instance,
+                busy,
+                seq,
+                ..
+            } => {
+                // CPU throttling happened on the request path (`EventSink`); this is
+                // for the idle timers.
                 if let Some(live) = self.find(&instance) {
-                    live.busy = busy;
-                    live.idle_since = if busy { None } else { Some(now) };
-                    if cpu_idle && live.throttled == busy {
-                        live.throttled = !busy;
-                        let _ = live.handle.commands.send(Command::Throttle(!busy));
+                    if seq > live.busy_seq {
+                        live.busy_seq = seq;
+                        live.busy = busy;
+                        live.idle_since = if busy { None } else { Some(now) };
                     }
                 }
             }
@@ -458,16 +473,6 @@ impl State {
                 tracing::info!(instance = %id, ?decision, "scaling down");
                 live.stopping = true;
                 let _ = live.handle.commands.send(Command::Stop { drain });
-            }
-        }
-        // Instances that became idle without a busy/idle event (a fresh instance no
-        // request reached) are throttled here.
-        if self.plan.cpu_idle {
-            for live in self.instances.iter_mut() {
-                if live.ready && !live.stopping && !live.throttled && live.idle_since.is_some() {
-                    live.throttled = true;
-                    let _ = live.handle.commands.send(Command::Throttle(true));
-                }
             }
         }
     }

@@ -104,16 +104,27 @@ pub(crate) fn view(
             waiting = true;
             continue;
         }
-        match state_of(&full) {
-            Some(ConditionState::Succeeded) => {}
-            Some(ConditionState::Failed) => problems.push(format!(
-                "Revision '{}' is not ready and cannot serve traffic.",
-                short(&full)
-            )),
-            Some(_) => waiting = true,
-            None => problems.push(format!("Revision '{}' does not exist.", short(&full))),
-        }
-        if t.percent > 0 {
+        // A revision that failed or is gone gets no route (its share goes to the
+        // others); one still being proven gets its requests queued until it is ready.
+        let routable = match state_of(&full) {
+            Some(ConditionState::Succeeded) => true,
+            Some(ConditionState::Failed) => {
+                problems.push(format!(
+                    "Revision '{}' is not ready and cannot serve traffic.",
+                    short(&full)
+                ));
+                false
+            }
+            Some(_) => {
+                waiting = true;
+                true
+            }
+            None => {
+                problems.push(format!("Revision '{}' does not exist.", short(&full)));
+                false
+            }
+        };
+        if t.percent > 0 && routable {
             match split.iter_mut().find(|(r, _)| *r == full) {
                 Some((_, p)) => *p += t.percent as u32,
                 None => split.push((full.clone(), t.percent as u32)),
@@ -132,7 +143,9 @@ pub(crate) fn view(
         };
         if !t.tag.is_empty() {
             status.uri = endpoint.tag_uri(project, service_id, &t.tag);
-            tags.push((t.tag.clone(), full.clone()));
+            if routable {
+                tags.push((t.tag.clone(), full.clone()));
+            }
         }
         statuses.push(status);
     }
@@ -338,6 +351,34 @@ mod tests {
         assert_eq!(
             v.serving().collect::<Vec<_>>(),
             vec![rev("a").as_str(), rev("b").as_str(), rev("a").as_str()]
+        );
+    }
+
+    #[test]
+    fn a_failed_or_missing_pinned_revision_gets_no_route() {
+        let s = service(
+            "b",
+            vec![
+                TrafficTarget::revision("a", 50),
+                TrafficTarget::revision("b", 50),
+                TrafficTarget::revision("gone", 0).with_tag("old"),
+            ],
+        );
+        let v = view(
+            &s,
+            &states(&[
+                ("a", ConditionState::Succeeded),
+                ("b", ConditionState::Failed),
+            ]),
+            &endpoint(),
+        );
+        assert_eq!(v.split, vec![(rev("a"), 50)]);
+        assert!(v.tags.is_empty());
+        assert_eq!(v.routes.state, ConditionState::Failed);
+        assert!(
+            v.routes.message.contains("'gone' does not exist"),
+            "{}",
+            v.routes.message
         );
     }
 

@@ -251,7 +251,9 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let controller_task = tokio::spawn(controller.run(changed, stopped(stop_rx.clone())));
+    // The controller retires instances only once the ingress has finished its requests.
+    let (retire_tx, retire_rx) = watch::channel(false);
+    let controller_task = tokio::spawn(controller.run(changed, stopped(retire_rx)));
     let ingress_task = tokio::spawn(router.clone().serve(
         ingress,
         router::Scheme::Http,
@@ -291,6 +293,7 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
     if let Some(task) = https_task {
         task.await?.context("serving HTTPS")?;
     }
+    let _ = retire_tx.send(true);
     controller_task.await?;
     api_task.await?.context("serving the Admin API")?;
     netpool.close();

@@ -24,6 +24,10 @@ pub enum Event {
         revision: Arc<str>,
         instance: Arc<str>,
         busy: bool,
+        /// Grows with each busy/idle change of the instance, counted under the pool's
+        /// lock: events are sent after it is released, so two may arrive swapped, and
+        /// the one with the lower `seq` is then stale.
+        seq: u64,
     },
     /// The router could not talk to the instance (connection refused or closed
     /// mid-request). The router has already taken it out of routing.

@@ -151,11 +151,20 @@ struct Instance {
     addr: SocketAddr,
     concurrency: usize,
     end: EndSignal,
+    /// Busy/idle changes so far (see [`Event::InstanceBusy`]'s `seq`); changed under the
+    /// pool's lock.
+    busy_seq: std::sync::atomic::AtomicU64,
     /// Requests in flight; watched by [`Drain`].
     in_flight: watch::Sender<usize>,
 }
 
 impl Instance {
+    fn next_busy_seq(&self) -> u64 {
+        self.busy_seq
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
     fn load(&self) -> usize {
         *self.in_flight.borrow()
     }
@@ -347,6 +356,7 @@ impl RevisionPool {
                 addr: endpoint.addr,
                 concurrency: endpoint.concurrency.max(1),
                 end: endpoint.end,
+                busy_seq: Default::default(),
                 in_flight: watch::Sender::new(0),
             }));
             self.dispatch(&mut s, &mut after);
@@ -451,6 +461,7 @@ impl RevisionPool {
                 revision: self.name.clone(),
                 instance: instance.id.clone(),
                 busy: true,
+                seq: instance.next_busy_seq(),
             });
         }
         Some(instance)
@@ -488,6 +499,7 @@ impl RevisionPool {
                     revision: self.name.clone(),
                     instance: instance.id.clone(),
                     busy: false,
+                    seq: instance.next_busy_seq(),
                 });
             }
             self.dispatch(&mut s, &mut after);

@@ -136,7 +136,7 @@ pub struct Instance {
     restarts: u32,
     cpu: Arc<CpuState>,
     /// Wakes liveness tasks when `idle` or `frozen` change.
-    cpu_changed: tokio::sync::watch::Sender<()>,
+    cpu_changed: Arc<tokio::sync::watch::Sender<()>>,
     boost_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -300,7 +300,7 @@ impl Instance {
             logs: Arc::new(LogBuffer::new(LOG_BYTES)),
             restarts: 0,
             cpu: Arc::new(CpuState::default()),
-            cpu_changed: tokio::sync::watch::Sender::new(()),
+            cpu_changed: Arc::new(tokio::sync::watch::Sender::new(())),
             boost_task: None,
         };
         let pooled = node.netpool.as_ref().and_then(|pool| pool.take());
@@ -702,17 +702,31 @@ impl Instance {
     /// The CPU each container gets now: almost none when idle, twice its limit during the
     /// startup boost, its limit otherwise.
     fn apply_cpu(&self) -> Result<(), RuntimeError> {
-        for r in &self.containers {
-            let millis = if self.cpu.idle.load(Ordering::SeqCst) {
-                IDLE_CPU_MILLIS
-            } else if self.cpu.boosted.load(Ordering::SeqCst) {
-                boosted(r.cpu_millis)
-            } else {
-                r.cpu_millis
-            };
-            Cgroup::new(&self.node.cgroups, r.container.cgroups_path()).set_cpu(millis)?;
+        apply_cpu(&self.cpu, &self.cpu_cgroups())
+    }
+
+    fn cpu_cgroups(&self) -> Vec<(Cgroup, u64)> {
+        self.containers
+            .iter()
+            .map(|r| {
+                (
+                    Cgroup::new(&self.node.cgroups, r.container.cgroups_path()),
+                    r.cpu_millis,
+                )
+            })
+            .collect()
+    }
+
+    /// A handle that throttles this instance's CPU as [`Instance::throttle`] does, from any
+    /// thread and synchronously (a few cgroup writes): the router's request path gives an
+    /// idle instance its CPU back before the request reaches it. Valid until `restart`
+    /// (the containers' cgroups change then: take a new one).
+    pub fn cpu_control(&self) -> CpuControl {
+        CpuControl {
+            cpu: self.cpu.clone(),
+            changed: self.cpu_changed.clone(),
+            cgroups: self.cpu_cgroups(),
         }
-        Ok(())
     }
 
     /// After the boost window, each container goes back to its own CPU limit (unless the
@@ -939,6 +953,39 @@ impl Running {
             Err(_) => tracing::warn!("container {} is still shared", self.name),
         }
         (self.name, exit)
+    }
+}
+
+/// Writes each container's CFS quota for the instance's CPU state: nearly nothing when
+/// idle, twice the limit while boosted, else the limit.
+fn apply_cpu(cpu: &CpuState, cgroups: &[(Cgroup, u64)]) -> Result<(), RuntimeError> {
+    for (cgroup, limit) in cgroups {
+        let millis = if cpu.idle.load(Ordering::SeqCst) {
+            IDLE_CPU_MILLIS
+        } else if cpu.boosted.load(Ordering::SeqCst) {
+            boosted(*limit)
+        } else {
+            *limit
+        };
+        cgroup.set_cpu(millis)?;
+    }
+    Ok(())
+}
+
+/// See [`Instance::cpu_control`].
+#[derive(Clone)]
+pub struct CpuControl {
+    cpu: Arc<CpuState>,
+    changed: Arc<tokio::sync::watch::Sender<()>>,
+    cgroups: Vec<(Cgroup, u64)>,
+}
+
+impl CpuControl {
+    /// As [`Instance::throttle`].
+    pub fn throttle(&self, idle: bool) -> Result<(), RuntimeError> {
+        self.cpu.idle.store(idle, Ordering::SeqCst);
+        self.changed.send_replace(());
+        apply_cpu(&self.cpu, &self.cgroups)
     }
 }
 

@@ -100,7 +100,7 @@ pub(crate) async fn run(
         },
         () = tokio::time::sleep(spec.timeout) => {
             let exit = stopped_exit(instance.stop(spec.grace).await);
-            write_logs(&spec.log_path, &logs);
+            tokio::task::block_in_place(|| write_logs(&spec.log_path, &logs));
             return AttemptEnd {
                 exit_code: exit.0,
                 signal: exit.1,
@@ -114,7 +114,7 @@ pub(crate) async fn run(
         }
         () = cancelled(&mut cancel) => {
             let exit = stopped_exit(instance.stop(spec.grace).await);
-            write_logs(&spec.log_path, &logs);
+            tokio::task::block_in_place(|| write_logs(&spec.log_path, &logs));
             return AttemptEnd {
                 exit_code: exit.0,
                 signal: exit.1,
@@ -125,7 +125,7 @@ pub(crate) async fn run(
     };
     // Sidecars still running get SIGTERM and the grace period.
     instance.stop(spec.grace).await;
-    write_logs(&spec.log_path, &logs);
+    tokio::task::block_in_place(|| write_logs(&spec.log_path, &logs));
     end
 }
 

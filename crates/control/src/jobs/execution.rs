@@ -116,13 +116,15 @@ async fn run(
         Some(tasks) => Progress::resume(tasks, plan.parallelism, plan.max_retries),
         None => Progress::new(plan.task_count, plan.parallelism, plan.max_retries),
     };
-    records.tasks(&progress.tasks);
+    blocking(|| records.tasks(&progress.tasks));
     let node = if gen1 {
         match &platform.runsc {
             Some(n) => n.clone(),
             None => {
                 fail_all(&mut progress, "The first generation execution environment (gVisor, runsc) is not available on this machine.");
-                records.ended(&progress, ExecutionEnd::Failed, "runsc is not installed");
+                blocking(|| {
+                    records.ended(&progress, ExecutionEnd::Failed, "runsc is not installed")
+                });
                 return;
             }
         }
@@ -141,14 +143,14 @@ async fn run(
             Ok(images) => images,
             Err(e) => {
                 fail_all(&mut progress, &e);
-                records.ended(&progress, ExecutionEnd::Failed, &e);
+                blocking(|| records.ended(&progress, ExecutionEnd::Failed, &e));
                 return;
             }
         },
         message = messages.recv() => {
             if !matches!(message, Some(Message::Deleted) | None) {
                 progress.cancel();
-                records.ended(&progress, ExecutionEnd::Cancelled, "");
+                blocking(|| records.ended(&progress, ExecutionEnd::Cancelled, ""));
             }
             return;
         }
@@ -163,7 +165,7 @@ async fn run(
         for index in progress.start_next() {
             let task = &progress.tasks[index as usize];
             let attempt = task.attempt;
-            records.attempt_started(task);
+            blocking(|| records.attempt_started(task));
             attempt_ids.insert(index, attempt);
             let spec = AttemptSpec {
                 instance_id: instance_id(&plan.execution, index, attempt),
@@ -196,13 +198,15 @@ async fn run(
         if running.is_empty() {
             break;
         }
-        records.progress(&progress);
+        if !deleted {
+            blocking(|| records.progress(&progress));
+        }
         tokio::select! {
             Some(joined) = running.join_next() => match joined {
                 Ok((index, end)) => {
                     progress.attempt_ended(index, end);
                     if !deleted {
-                        records.attempt_ended(&progress.tasks[index as usize]);
+                        blocking(|| records.attempt_ended(&progress.tasks[index as usize]));
                     }
                 }
                 Err(e) => tracing::error!(execution = %plan.name, "a task attempt panicked: {e}"),
@@ -217,7 +221,7 @@ async fn run(
                     progress.cancel();
                     let _ = cancel_tx.send(true);
                     if !deleted {
-                        records.progress(&progress);
+                        blocking(|| records.progress(&progress));
                     }
                 }
             }
@@ -243,7 +247,12 @@ async fn run(
         ExecutionEnd::Cancelled => "The execution was cancelled.".into(),
         ExecutionEnd::Succeeded => String::new(),
     };
-    records.ended(&progress, end, &message);
+    blocking(|| records.ended(&progress, end, &message));
+}
+
+/// Runs a store write (SQLite, blocking) without stalling the runtime's other tasks.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    tokio::task::block_in_place(f)
 }
 
 /// Marks every task failed with `message`: the execution could not run at all (retries
