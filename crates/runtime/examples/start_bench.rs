@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use image::{ImageSource, Quiet, RegistryOptions, Store};
 use runtime::cgroup::Layout;
-use runtime::container::{become_subreaper, Ids, Limits, ProcessSpec, User};
+use runtime::container::{become_subreaper, Limits};
 use runtime::instance::{ContainerDef, Instance, InstanceSpec, Node};
 use runtime::net::{NetPool, Network, NetworkConfig};
 use runtime::runc::{OciRuntime, Runtime};
@@ -250,36 +250,18 @@ fn main() {
 /// The same `config.json` homerun writes (seccomp, capabilities, limits, namespaces), over
 /// a prepared read-only rootfs instead of the overlay: the equivalent bundle.
 fn write_bare_config(bundle: &Path, netns: &Path, id: &str) {
-    let etc = bundle.join("etc");
-    std::fs::create_dir_all(&etc).unwrap();
-    for (name, text) in [
-        ("hosts", "127.0.0.1\tlocalhost\n"),
-        ("hostname", "bare\n"),
-        ("resolv.conf", ""),
-    ] {
-        std::fs::write(etc.join(name), text).unwrap();
-    }
-    let spec = runtime::bundle::BundleSpec {
-        rootfs: bundle.join("rootfs"),
-        process: ProcessSpec {
-            argv: vec!["/probe".into()],
-            env: vec![("PORT".into(), "8080".into())],
-            cwd: "/".into(),
-            user: User::Ids(Ids::default()),
-        },
-        ids: Ids::default(),
-        limits: Limits {
+    runtime::bundle::write_bare_bundle(
+        bundle,
+        &bundle.join("rootfs"),
+        vec!["/probe".into()],
+        vec![("PORT".into(), "8080".into())],
+        Limits {
             memory_bytes: 512 << 20,
             cpu_millis: 1000,
             pids: 1024,
         },
-        hostname: "bare".into(),
-        netns: Some(netns.to_path_buf()),
-        shared_namespaces: None,
-        volumes: vec![],
-        dmi_dir: None,
-        etc_dir: etc,
-        cgroups_path: format!("/homerun-bench/{id}"),
-    };
-    runtime::bundle::write_bundle(bundle, &spec).expect("bundle");
+        Some(netns),
+        id,
+    )
+    .expect("bundle");
 }

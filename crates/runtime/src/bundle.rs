@@ -13,7 +13,7 @@ use oci_spec::runtime::{
 };
 
 use crate::container::{Ids, Limits, ProcessSpec, VolumeMount};
-use crate::error::RuntimeError;
+use crate::error::{IoContext, RuntimeError};
 
 /// Open files per process, soft and hard: 2^20 as containerd gives, or as many as
 /// homerun itself may have if that is fewer (runc cannot raise the hard limit past it).
@@ -268,6 +268,53 @@ pub fn write_bundle(dir: &Path, spec: &BundleSpec) -> Result<(), RuntimeError> {
     config
         .save(&path)
         .map_err(|e| RuntimeError::Invalid(format!("writing {}: {e}", path.display())))
+}
+
+/// A bundle to run outside homerun, for the benchmarks' baselines (bare `runc run`):
+/// `dir/config.json` as homerun writes it ([`runtime_spec`]: seccomp, capabilities, limits,
+/// namespaces, no_new_privs) over `rootfs`, a prepared plain directory instead of the
+/// overlay, running `argv` with `env` as root, hostname `bare`, and `dir/etc` holding the
+/// `hosts`, `hostname` and `resolv.conf` bind-mounted into `/etc`. `netns` is a network
+/// namespace to join; None has runc make a fresh empty one. The container's cgroup is
+/// `/homerun-bench/{id}` in each hierarchy (runc removes it; the caller removes the
+/// empty `homerun-bench` parents at the end).
+pub fn write_bare_bundle(
+    dir: &Path,
+    rootfs: &Path,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    limits: Limits,
+    netns: Option<&Path>,
+    id: &str,
+) -> Result<(), RuntimeError> {
+    let etc = dir.join("etc");
+    std::fs::create_dir_all(&etc).context(|| format!("creating {}", etc.display()))?;
+    for (name, text) in [
+        ("hosts", "127.0.0.1\tlocalhost\n"),
+        ("hostname", "bare\n"),
+        ("resolv.conf", ""),
+    ] {
+        std::fs::write(etc.join(name), text).context(|| format!("writing {name}"))?;
+    }
+    let spec = BundleSpec {
+        rootfs: rootfs.to_path_buf(),
+        process: ProcessSpec {
+            argv,
+            env,
+            cwd: "/".into(),
+            user: crate::container::User::Ids(Ids::default()),
+        },
+        ids: Ids::default(),
+        limits,
+        hostname: "bare".into(),
+        netns: netns.map(Path::to_path_buf),
+        shared_namespaces: None,
+        volumes: vec![],
+        dmi_dir: None,
+        etc_dir: etc,
+        cgroups_path: format!("/homerun-bench/{id}"),
+    };
+    write_bundle(dir, &spec)
 }
 
 #[cfg(test)]
