@@ -112,16 +112,42 @@ impl Platform {
             .stderr(log);
         die_with_parent(&mut cmd);
         self.child = Some(cmd.spawn().expect("running homerun up"));
+        // Ready once the API answers (its port is bound before recovery and setup).
         let deadline = Instant::now() + PATIENCE;
-        while !http::wait_listening(self.api, Duration::from_millis(200)) {
+        let probe = format!("{}/services", self.location());
+        loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("homerun up exited with {status}:\n{}", self.logs());
             }
+            let answered = http::request(self.api, "GET", &probe, &[], b"", Duration::from_secs(5))
+                .is_ok_and(|r| r.status == 200);
+            if answered {
+                break;
+            }
             assert!(
                 Instant::now() < deadline,
-                "homerun up is not listening after {PATIENCE:?}:\n{}",
+                "homerun up is not answering after {PATIENCE:?}:\n{}",
                 self.logs()
             );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the platform process still runs, for failure messages.
+    fn child_status(&self) -> String {
+        match &self.child {
+            None => "not running".into(),
+            Some(c) => {
+                let path = format!("/proc/{}/stat", c.id());
+                match std::fs::read_to_string(path) {
+                    Ok(stat) => format!(
+                        "pid {} state {}",
+                        c.id(),
+                        stat.split(' ').nth(2).unwrap_or("?")
+                    ),
+                    Err(_) => format!("pid {} gone", c.id()),
+                }
+            }
         }
     }
 
@@ -150,7 +176,10 @@ impl Platform {
             body.as_bytes(),
             PATIENCE,
         )
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.logs()));
+        .unwrap_or_else(|e| {
+            let status = self.child_status();
+            panic!("{method} {path}: {e} (homerun: {status})\n{}", self.logs())
+        });
         let value = if r.body.is_empty() {
             Value::Null
         } else {
