@@ -68,7 +68,7 @@ fn start(net: u8) -> Platform {
         binary.display()
     );
     let p = Platform::start(&binary, net, BENCH_SCALING);
-    // The API listens before the bridge and the namespace pool are up; let them settle.
+    // The namespace pool fills in the background once the platform answers.
     std::thread::sleep(Duration::from_secs(1));
     p
 }
