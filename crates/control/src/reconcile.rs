@@ -70,7 +70,7 @@ impl Controller {
                     wanted.entry(name.to_string()).or_insert(false);
                 }
             }
-            let (project, id) = split_service_name(&s.name);
+            let (project, id) = status::project_and_id(&s.name);
             routes.push(router::ServiceRoutes {
                 project: project.to_string(),
                 service: id.to_string(),
@@ -246,12 +246,6 @@ fn revision_state(r: &Revision) -> RevisionState {
     }
 }
 
-fn split_service_name(name: &str) -> (&str, &str) {
-    let parts: Vec<&str> = name.split('/').collect();
-    match parts[..] {
-        [_, project, _, _, _, id] => (project, id),
-        _ => ("", name),
-    }
 }
 
 /// Every record of `kind`, parsed; unreadable ones are skipped with a warning.

@@ -203,7 +203,8 @@ pub(crate) fn apply(service: &mut Service, view: &ServiceView) -> bool {
     true
 }
 
-fn project_and_id(name: &str) -> (&str, &str) {
+/// A service name's project and service id.
+pub(crate) fn project_and_id(name: &str) -> (&str, &str) {
     let parts: Vec<&str> = name.split('/').collect();
     match parts[..] {
         [_, project, _, _, _, id] => (project, id),
