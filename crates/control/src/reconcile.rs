@@ -246,8 +246,6 @@ fn revision_state(r: &Revision) -> RevisionState {
     }
 }
 
-}
-
 /// Every record of `kind`, parsed; unreadable ones are skipped with a warning.
 fn list_all<T: serde::de::DeserializeOwned>(
     store: &dyn Store,
