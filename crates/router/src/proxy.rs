@@ -3,10 +3,11 @@
 //! over pooled keep-alive connections, streaming both bodies and passing WebSocket
 //! upgrades through.
 //!
-//! Status codes the router itself produces: 400 (bad request headers), 404 (no service at
-//! this Host), 413 (HTTP/1 body over the limit), 429 (no instance within the queue wait),
-//! 502 (invalid response from the instance), 503 (the instance failed, or its revision was
-//! removed), 504 (request timeout, counted from arrival).
+//! Status codes the router itself produces: 400 (bad request headers), 401 and 403 (invoker
+//! access, see [`crate::access`]), 404 (no service at this Host, or one whose ingress keeps
+//! the peer out), 413 (HTTP/1 body over the limit), 429 (no instance within the queue
+//! wait), 502 (invalid response from the instance), 503 (the instance failed, or its
+//! revision was removed), 504 (request timeout, counted from arrival).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::access::{self, InternalPeers, Verifier};
 use crate::body::{full, LimitedBody, ProxyBody, UpstreamBody};
 use crate::events::{Event, Events};
 use crate::headers;
@@ -68,6 +70,12 @@ pub struct RouterOptions {
     pub rng: Arc<dyn RandomSource>,
     /// How long an idle keep-alive connection to an instance is kept.
     pub pool_idle_timeout: Duration,
+    /// Checks the bearer tokens sent to private services; without one, private services
+    /// refuse every credential (401).
+    pub verifier: Option<Arc<dyn Verifier>>,
+    /// Whether a peer is one of the platform's own instances, for
+    /// [`crate::access::Ingress::InternalOnly`]; without it no peer is internal.
+    pub internal: Option<InternalPeers>,
 }
 
 impl Default for RouterOptions {
@@ -77,6 +85,8 @@ impl Default for RouterOptions {
             max_http1_body: 32 << 20,
             rng: Arc::new(SplitMix64::from_entropy()),
             pool_idle_timeout: Duration::from_secs(90),
+            verifier: None,
+            internal: None,
         }
     }
 }
@@ -92,6 +102,8 @@ pub struct Router {
     http1: UpstreamClient,
     h2c: UpstreamClient,
     max_http1_body: u64,
+    verifier: Option<Arc<dyn Verifier>>,
+    internal: Option<InternalPeers>,
 }
 
 impl std::fmt::Debug for Router {
@@ -131,6 +143,8 @@ impl Router {
             http1: client(false),
             h2c: client(true),
             max_http1_body: options.max_http1_body,
+            verifier: options.verifier,
+            internal: options.internal,
         })
     }
 
@@ -275,6 +289,22 @@ impl Router {
                 "Not Found: no service at this host.\n",
             );
         };
+        match access::check(
+            &route.access,
+            req.headers(),
+            peer.ip(),
+            self.internal.as_deref(),
+            self.verifier.as_deref(),
+        ) {
+            Ok(None) => {}
+            Ok(Some((name, value))) => {
+                req.headers_mut().insert(name, value);
+            }
+            Err(refusal) => {
+                tracing::debug!(service = %route.service, %peer, ?refusal, "request refused");
+                return refusal.response(req.uri());
+            }
+        }
         if http1 {
             let length = req
                 .headers()

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::access::Access;
 use crate::rng::RandomSource;
 
 /// One traffic target: a revision and its share, in percent.
@@ -28,6 +29,9 @@ pub struct ServiceRoutes {
     pub traffic: Vec<TrafficTarget>,
     /// Tag → revision, each with its own URL.
     pub tags: Vec<(String, String)>,
+    /// Who may reach and invoke the service. The default is private (Cloud Run's): every
+    /// request is refused until the controller names invokers or makes it public.
+    pub access: Access,
 }
 
 /// The result of routing a Host.
@@ -37,6 +41,8 @@ pub struct Resolved {
     pub service: Arc<str>,
     pub revision: Arc<str>,
     pub tag: Option<Arc<str>>,
+    /// The service's access policy, shared with the table.
+    pub access: Arc<Access>,
 }
 
 #[derive(Debug)]
@@ -46,6 +52,7 @@ struct Service {
     /// (revision, weight), weights > 0.
     split: Vec<(Arc<str>, u64)>,
     total: u64,
+    access: Arc<Access>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +99,7 @@ impl RoutingTable {
                 service: Arc::from(s.service.as_str()),
                 total: split.iter().map(|(_, w)| w).sum(),
                 split,
+                access: Arc::new(s.access),
             });
             let name = s.service.to_ascii_lowercase();
             let mut bases = vec![format!(
@@ -145,6 +153,7 @@ impl RoutingTable {
             service: s.service.clone(),
             revision,
             tag,
+            access: s.access.clone(),
         })
     }
 }
@@ -228,6 +237,7 @@ mod tests {
                         },
                     ],
                     tags: vec![("blue".into(), "hello-3".into())],
+                    access: Access::public(),
                 },
                 ServiceRoutes {
                     project: "other".into(),
@@ -237,6 +247,7 @@ mod tests {
                         percent: 100,
                     }],
                     tags: vec![],
+                    access: Access::default(),
                 },
             ],
         )
@@ -271,6 +282,18 @@ mod tests {
         assert!(t.resolve("red---hello.localhost", &rng).is_none());
         assert!(t.resolve("localhost", &rng).is_none());
         assert!(t.resolve("[::1]:8080", &rng).is_none());
+        assert!(
+            t.resolve("blue---hello.localhost", &rng)
+                .unwrap()
+                .access
+                .public
+        );
+        assert!(
+            !t.resolve("api.other.localhost", &rng)
+                .unwrap()
+                .access
+                .public
+        );
     }
 
     #[test]

@@ -272,6 +272,7 @@ async fn shutdown_stops_accepting_and_finishes_in_flight() {
                 percent: 100,
             }],
             tags: vec![],
+            access: router::Access::public(),
         }],
     ));
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);

@@ -87,6 +87,7 @@ async fn serves_https_with_a_self_signed_certificate() {
                 percent: 100,
             }],
             tags: vec![],
+            access: router::Access::public(),
         }],
     ));
     router.pools().add_instance(

@@ -18,8 +18,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use router::body::ProxyBody;
 use router::{
-    Event, Protocol, QueueConfig, RevisionSettings, Router, RouterOptions, RoutingTable, Scheme,
-    ServiceRoutes, SplitMix64, TrafficTarget,
+    Access, Event, Protocol, QueueConfig, RevisionSettings, Router, RouterOptions, RoutingTable,
+    Scheme, ServiceRoutes, SplitMix64, TrafficTarget,
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -81,12 +81,17 @@ pub async fn start() -> Harness {
 }
 
 pub async fn start_with(queue: QueueConfig) -> Harness {
+    start_options(|o| o.queue = queue).await
+}
+
+/// A router with the test defaults, then `f` applied to its options.
+pub async fn start_options(f: impl FnOnce(&mut RouterOptions)) -> Harness {
     let (tx, events) = mpsc::unbounded_channel();
-    let options = RouterOptions {
-        queue,
+    let mut options = RouterOptions {
         rng: Arc::new(SplitMix64::new(12345)),
         ..RouterOptions::default()
     };
+    f(&mut options);
     let router = Router::new(options, Arc::new(tx));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -103,8 +108,19 @@ pub async fn start_with(queue: QueueConfig) -> Harness {
 }
 
 impl Harness {
-    /// One service `name` in the default project, all traffic to `revision`.
+    /// One public service `name` in the default project with this traffic and tags.
     pub fn route(&self, name: &str, traffic: &[(&str, u32)], tags: &[(&str, &str)]) {
+        self.route_with(name, traffic, tags, Access::public());
+    }
+
+    /// One service `name` in the default project with this traffic, tags and access.
+    pub fn route_with(
+        &self,
+        name: &str,
+        traffic: &[(&str, u32)],
+        tags: &[(&str, &str)],
+        access: Access,
+    ) {
         self.router.table().store(RoutingTable::new(
             "localhost",
             "local",
@@ -122,6 +138,7 @@ impl Harness {
                     .iter()
                     .map(|(t, r)| (t.to_string(), r.to_string()))
                     .collect(),
+                access,
             }],
         ));
     }
