@@ -46,6 +46,8 @@ pub(crate) struct InstanceContext {
     pub concurrency: usize,
     pub port: Option<u16>,
     pub grace: Duration,
+    pub identities: Option<Arc<crate::identity::Identities>>,
+    pub identity: Arc<crate::identity::IdentityPlan>,
 }
 
 /// The live side of an instance's task, kept by its revision.
@@ -82,13 +84,25 @@ pub(crate) fn spawn(
 
 async fn run(
     ctx: InstanceContext,
-    spec: InstanceSpec,
+    mut spec: InstanceSpec,
     mut commands: mpsc::UnboundedReceiver<Command>,
     reports: mpsc::UnboundedSender<Report>,
     id: Arc<str>,
     cpu_nanos: Arc<AtomicU64>,
 ) {
     let started = Instant::now();
+    // Held until the instance is stopped: the metadata server knows it meanwhile.
+    let _registration =
+        match crate::identity::prepare(ctx.identities.as_deref(), &ctx.identity, &mut spec) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = reports.send(Report::Started {
+                    id: id.clone(),
+                    result: Err(e),
+                });
+                return;
+            }
+        };
     let mut instance = match Instance::start(spec, &ctx.node).await {
         Ok(i) => i,
         Err(e) => {

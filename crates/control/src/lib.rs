@@ -12,6 +12,7 @@
 //! - [`spec`] turns a stored revision into the runtime's, router's and autoscaler's terms.
 
 mod error;
+pub mod identity;
 mod images;
 mod instance;
 pub mod jobs;
@@ -28,6 +29,7 @@ use store::Store;
 use tokio::sync::{mpsc, Notify};
 
 pub use error::ControlError;
+pub use identity::Identities;
 use revision::{Message, Outcome};
 
 /// How the controller runs instances.
@@ -49,6 +51,9 @@ pub struct ControllerConfig {
     /// Task attempts at once for an execution whose parallelism is 0, and the most
     /// otherwise.
     pub max_task_parallelism: u32,
+    /// Instances' identities (the metadata server's directory) and secrets; None gives
+    /// instances neither.
+    pub identities: Option<Arc<Identities>>,
 }
 
 /// The router's events, handed to the task of the revision they concern. Give it to
@@ -164,6 +169,7 @@ impl Controller {
                 grace: config.grace,
                 hosts: config.hosts.clone(),
                 logs_dir: config.logs_dir.clone(),
+                identities: config.identities.clone(),
             },
             store.clone(),
             config.max_task_parallelism,
@@ -180,6 +186,7 @@ impl Controller {
                 grace: config.grace,
                 epoch: Instant::now(),
                 hosts: config.hosts.clone(),
+                identities: config.identities.clone(),
             },
             store,
             config,

@@ -14,6 +14,61 @@ use crate::status::{self, RevisionState};
 use crate::{lock, Controller};
 
 impl Controller {
+    /// Who may invoke a service, for the router: its ingress, whether it is public
+    /// (`invokerIamDisabled`, or `allUsers` holding the invoker role), the members that
+    /// hold `run.routes.invoke` on it or its project, and the ID-token audiences it
+    /// accepts (its URLs, its tags' URLs, its `customAudiences`). A policy that cannot be
+    /// read counts as empty: the service stays closed rather than open.
+    fn access(
+        &self,
+        s: &api::Service,
+        project: &str,
+        id: &str,
+        tags: &[(String, String)],
+    ) -> router::Access {
+        let policy = |name: &str| {
+            api::iam::load_policy(&*self.store, name).unwrap_or_else(|e| {
+                tracing::warn!(resource = %name, "reading an IAM policy: {e}");
+                Default::default()
+            })
+        };
+        let service_policy = policy(&s.name);
+        let project_policy = policy(&format!("projects/{project}"));
+        let invokers: Vec<String> =
+            api::iam::members_granted(&[&service_policy, &project_policy], "run.routes.invoke")
+                .into_iter()
+                .collect();
+        let endpoint = &self.config.endpoint;
+        let url = |host: String| format!("{}://{host}:{}", endpoint.scheme, endpoint.port);
+        // The router answers both host forms in the default project, so both are URLs of
+        // the service.
+        let hosts = |label: &str| {
+            let mut hosts = vec![endpoint.service_host(project, label)];
+            let qualified = format!("{label}.{project}.{}", endpoint.domain);
+            if !hosts.contains(&qualified) {
+                hosts.push(qualified);
+            }
+            hosts
+        };
+        let mut audiences: Vec<String> = hosts(id).into_iter().map(url).collect();
+        for (tag, _) in tags {
+            audiences.extend(hosts(&format!("{tag}---{id}")).into_iter().map(url));
+        }
+        audiences.extend(s.custom_audiences.iter().cloned());
+        router::Access {
+            ingress: match s.ingress {
+                api::IngressTraffic::InternalOnly => router::Ingress::InternalOnly,
+                api::IngressTraffic::None => router::Ingress::None,
+                // The API refuses INTERNAL_LOAD_BALANCER (homerun has no load balancer)
+                // and defaults UNSPECIFIED to ALL.
+                _ => router::Ingress::All,
+            },
+            public: s.invoker_iam_disabled || invokers.iter().any(|m| m == api::iam::ALL_USERS),
+            invokers,
+            audiences,
+        }
+    }
+
     /// Reads everything, then acts. Errors are logged: the next pass tries again.
     pub(crate) fn pass(&self) {
         if let Err(e) = self.try_pass() {
@@ -82,6 +137,7 @@ impl Controller {
                         percent: *p,
                     })
                     .collect(),
+                access: self.access(s, project, id, &view.tags),
                 tags: view.tags.clone(),
             });
             views.push((s, *revision, view));

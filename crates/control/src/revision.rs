@@ -55,6 +55,8 @@ pub(crate) struct Platform {
     pub epoch: Instant,
     /// `/etc/hosts` lines every instance gets.
     pub hosts: Vec<(String, Vec<String>)>,
+    /// Instances' identities and secrets; None in tests without them.
+    pub identities: Option<Arc<crate::identity::Identities>>,
 }
 
 /// Starts a revision's task. `check`: the revision has not yet shown it can start, so one
@@ -101,6 +103,8 @@ struct State {
     hold_starts_until: Option<Instant>,
     failures: u32,
     next_id: u32,
+    /// Its instances' service account and secrets.
+    identity: Arc<crate::identity::IdentityPlan>,
     /// CPU nanoseconds of the instances at the last sample, to compute a rate.
     last_cpu: Option<(Instant, u64)>,
     /// The rate computed then, in millicores.
@@ -165,6 +169,12 @@ async fn run(
     };
 
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
+    let identity = Arc::new(crate::identity::IdentityPlan::new(
+        &plan.project,
+        &plan.service_account,
+        &plan.containers,
+        &plan.secret_volumes,
+    ));
     let mut state = State {
         scaler: Autoscaler::new(platform.autoscaler.clone(), plan.autoscaler_settings()),
         platform,
@@ -177,6 +187,7 @@ async fn run(
         hold_starts_until: None,
         failures: 0,
         next_id: 0,
+        identity,
         last_cpu: None,
         cpu_rate: 0.0,
     };
@@ -284,6 +295,7 @@ impl State {
                 })
                 .collect(),
             volumes: self.plan.volumes.clone(),
+            file_volumes: Vec::new(),
             platform_env: self.plan.platform_env(),
             hosts: self.platform.hosts.clone(),
             cpu_boost: self.plan.cpu_boost,
@@ -309,6 +321,8 @@ impl State {
                 concurrency: self.plan.concurrency as usize,
                 port: ingress_port,
                 grace: self.platform.grace,
+                identities: self.platform.identities.clone(),
+                identity: self.identity.clone(),
             };
             let handle = instance::spawn(context, spec, self.reports_tx.clone());
             self.instances.push(Live {

@@ -31,6 +31,31 @@ pub struct ContainerPlan {
     pub depends_on: Vec<String>,
     pub startup_probe: Option<ProbeSpec>,
     pub liveness_probe: Option<ProbeSpec>,
+    /// Environment variables whose values are secrets, resolved at each instance's start
+    /// (so `latest` is the latest then, as on Cloud Run); they follow the literal ones.
+    pub secret_env: Vec<(String, SecretRef)>,
+}
+
+/// A secret version as a template names it: `secret` an id or `projects/P/secrets/S`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    pub secret: String,
+    /// A number or `latest`.
+    pub version: String,
+}
+
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.secret, self.version)
+    }
+}
+
+/// A secret volume: files, each a secret version, in a read-only directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretVolumePlan {
+    pub name: String,
+    /// `(path within the volume, version, mode)`.
+    pub files: Vec<(String, SecretRef, u32)>,
 }
 
 /// Everything the platform derives from one revision.
@@ -45,6 +70,9 @@ pub struct RevisionPlan {
     pub revision: String,
     pub containers: Vec<ContainerPlan>,
     pub volumes: Vec<MemoryVolume>,
+    pub secret_volumes: Vec<SecretVolumePlan>,
+    /// The identity its instances get from the metadata server.
+    pub service_account: String,
     pub runtime: OciRuntime,
     /// Requests at once per instance.
     pub concurrency: u32,
@@ -101,7 +129,7 @@ impl RevisionPlan {
         }
         let ingress_container = &r.containers[ingress];
         let resources = ingress_container.resources.clone().unwrap_or_default();
-        let volumes = memory_volumes(&r.volumes).map_err(invalid)?;
+        let (volumes, secret_volumes) = volumes(&r.volumes).map_err(invalid)?;
         let scaling = r.scaling.clone().unwrap_or_default();
         let timeout = r
             .timeout
@@ -115,6 +143,8 @@ impl RevisionPlan {
             cpu_millis: containers[ingress].limits.cpu_millis,
             containers,
             volumes,
+            secret_volumes,
+            service_account: r.service_account.clone(),
             runtime: match r.execution_environment {
                 ExecutionEnvironment::Gen1 => OciRuntime::Runsc,
                 _ => OciRuntime::Runc,
@@ -173,25 +203,61 @@ impl RevisionPlan {
     }
 }
 
-/// In-memory (`emptyDir`) volumes; other kinds are refused by name.
-pub(crate) fn memory_volumes(volumes: &[api::Volume]) -> Result<Vec<MemoryVolume>, String> {
-    volumes
-        .iter()
-        .map(|v| match &v.empty_dir {
-            Some(e) => Ok(MemoryVolume {
+/// Cloud Run's mode of secret files when neither the item nor the volume sets one.
+const DEFAULT_SECRET_MODE: u32 = 0o444;
+
+/// In-memory (`emptyDir`) and secret volumes; other kinds are refused by name.
+pub(crate) fn volumes(
+    volumes: &[api::Volume],
+) -> Result<(Vec<MemoryVolume>, Vec<SecretVolumePlan>), String> {
+    let mut memory = Vec::new();
+    let mut secrets = Vec::new();
+    for v in volumes {
+        if let Some(e) = &v.empty_dir {
+            memory.push(MemoryVolume {
                 name: v.name.clone(),
                 size_bytes: if e.size_limit.is_empty() {
                     None
                 } else {
                     Some(parse_memory(&e.size_limit).map_err(|e| e.to_string())? as i64)
                 },
-            }),
-            None => Err(format!(
-                "volume {}: only in-memory (emptyDir) volumes are supported",
+            });
+        } else if let Some(s) = &v.secret {
+            let mode = |m: i32| match u32::try_from(m) {
+                Ok(0) | Err(_) if s.default_mode > 0 => s.default_mode as u32,
+                Ok(0) | Err(_) => DEFAULT_SECRET_MODE,
+                Ok(m) => m,
+            };
+            let reference = |version: &str| SecretRef {
+                secret: s.secret.clone(),
+                version: if version.is_empty() {
+                    "latest".into()
+                } else {
+                    version.to_string()
+                },
+            };
+            let files = if s.items.is_empty() {
+                // No items: one file named after the secret, its latest version.
+                let file = s.secret.rsplit('/').next().unwrap_or_default().to_string();
+                vec![(file, reference(""), mode(0))]
+            } else {
+                s.items
+                    .iter()
+                    .map(|i| (i.path.clone(), reference(&i.version), mode(i.mode)))
+                    .collect()
+            };
+            secrets.push(SecretVolumePlan {
+                name: v.name.clone(),
+                files,
+            });
+        } else {
+            return Err(format!(
+                "volume {}: only in-memory (emptyDir) and secret volumes are supported",
                 v.name
-            )),
-        })
-        .collect()
+            ));
+        }
+    }
+    Ok((memory, secrets))
 }
 
 pub(crate) fn container_plan(
@@ -213,16 +279,29 @@ pub(crate) fn container_plan(
         None => 512 << 20,
     };
     let mut env = Vec::with_capacity(c.env.len());
+    let mut secret_env = Vec::new();
     for e in &c.env {
-        match &e.value {
-            Some(v) => env.push((e.name.clone(), v.clone())),
-            None if e.value_source.is_some() => {
+        let secret = e.value_source.as_ref().map(|s| s.secret_key_ref.as_ref());
+        match (&e.value, secret) {
+            (Some(v), _) => env.push((e.name.clone(), v.clone())),
+            (None, Some(Some(s))) => secret_env.push((
+                e.name.clone(),
+                SecretRef {
+                    secret: s.secret.clone(),
+                    version: if s.version.is_empty() {
+                        "latest".into()
+                    } else {
+                        s.version.clone()
+                    },
+                },
+            )),
+            (None, Some(None)) => {
                 return Err(format!(
-                    "container {name}: environment variable {} takes a secret, which homerun does not support yet",
+                    "container {name}: environment variable {} has a valueSource without a secretKeyRef",
                     e.name
                 ))
             }
-            None => env.push((e.name.clone(), String::new())),
+            (None, None) => env.push((e.name.clone(), String::new())),
         }
     }
     let default_port = port.unwrap_or(8080);
@@ -253,6 +332,7 @@ pub(crate) fn container_plan(
         depends_on: c.depends_on.clone(),
         startup_probe: probe(&c.startup_probe)?,
         liveness_probe: probe(&c.liveness_probe)?,
+        secret_env,
         name,
     })
 }
@@ -421,19 +501,106 @@ mod tests {
     }
 
     #[test]
-    fn secrets_and_foreign_volumes_are_refused_by_name() {
+    fn secrets_become_references_resolved_later() {
         let c = Container {
             image: "a".into(),
-            env: vec![EnvVar {
-                name: "TOKEN".into(),
-                value: None,
-                value_source: Some(Default::default()),
-            }],
+            env: vec![
+                EnvVar::new("PLAIN", "1"),
+                EnvVar {
+                    name: "TOKEN".into(),
+                    value: None,
+                    value_source: Some(api::k8s::EnvVarSource {
+                        secret_key_ref: Some(api::k8s::SecretKeySelector {
+                            secret: "tok".into(),
+                            version: String::new(),
+                        }),
+                    }),
+                },
+            ],
             ..Default::default()
         };
-        let err = RevisionPlan::from_revision(&revision(vec![c]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("TOKEN") && err.contains("secret"), "{err}");
+        let mut r = revision(vec![c]);
+        r.service_account = "sa@p.iam.gserviceaccount.com".into();
+        r.volumes = vec![
+            api::Volume {
+                name: "whole".into(),
+                secret: Some(api::k8s::SecretVolumeSource {
+                    secret: "projects/p/secrets/cert".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            api::Volume {
+                name: "items".into(),
+                secret: Some(api::k8s::SecretVolumeSource {
+                    secret: "cfg".into(),
+                    items: vec![
+                        api::k8s::VersionToPath {
+                            path: "a/one".into(),
+                            version: "2".into(),
+                            mode: 0o400,
+                        },
+                        api::k8s::VersionToPath {
+                            path: "two".into(),
+                            ..Default::default()
+                        },
+                    ],
+                    default_mode: 0o440,
+                }),
+                ..Default::default()
+            },
+        ];
+        let plan = RevisionPlan::from_revision(&r).unwrap();
+        assert_eq!(plan.service_account, "sa@p.iam.gserviceaccount.com");
+        let c = &plan.containers[0];
+        assert_eq!(
+            c.overrides.env,
+            vec![("PLAIN".to_string(), "1".to_string())]
+        );
+        let latest = |s: &str| SecretRef {
+            secret: s.into(),
+            version: "latest".into(),
+        };
+        assert_eq!(c.secret_env, vec![("TOKEN".to_string(), latest("tok"))]);
+        assert_eq!(
+            plan.secret_volumes,
+            vec![
+                SecretVolumePlan {
+                    name: "whole".into(),
+                    files: vec![("cert".into(), latest("projects/p/secrets/cert"), 0o444)],
+                },
+                SecretVolumePlan {
+                    name: "items".into(),
+                    files: vec![
+                        (
+                            "a/one".into(),
+                            SecretRef {
+                                secret: "cfg".into(),
+                                version: "2".into()
+                            },
+                            0o400
+                        ),
+                        ("two".into(), latest("cfg"), 0o440),
+                    ],
+                },
+            ]
+        );
+        // The references' Debug shows names, never values (there are none here to show).
+        assert_eq!(format!("{:?}", latest("tok")), "tok:latest");
+    }
+
+    #[test]
+    fn foreign_volumes_are_refused_by_name() {
+        let mut r = revision(vec![Container {
+            image: "a".into(),
+            ..Default::default()
+        }]);
+        r.volumes = vec![api::Volume {
+            name: "sql".into(),
+            cloud_sql_instance: Some(Default::default()),
+            ..Default::default()
+        }];
+        let err = RevisionPlan::from_revision(&r).unwrap_err().to_string();
+        assert!(err.contains("sql") && err.contains("supported"), "{err}");
     }
 }

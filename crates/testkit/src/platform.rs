@@ -2,6 +2,11 @@
 //! loopback ports, bridge and /24, and helpers to call its Admin API and its ingress.
 //! Dropping it stops the platform (SIGTERM, then SIGKILL after a minute) and removes a
 //! bridge a failed run left.
+//!
+//! Admin API calls carry the admin token `homerun up` wrote to its data directory.
+//! Services made with [`Platform::create_service`] are public (`invokerIamDisabled`, as
+//! `deploy --allow-unauthenticated` would make them) unless their JSON says otherwise;
+//! tests of invoker IAM make private ones.
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
@@ -42,6 +47,8 @@ pub struct Platform {
     pub ingress: SocketAddr,
     pub bridge: String,
     pub project: String,
+    /// The subnet's third octet (10.240.`net`.0/24).
+    pub net: u8,
     log: PathBuf,
     binary: PathBuf,
     args: Vec<String>,
@@ -90,6 +97,7 @@ impl Platform {
             ingress,
             bridge,
             project: "local".into(),
+            net,
             log,
             binary: binary.to_path_buf(),
             args,
@@ -119,7 +127,17 @@ impl Platform {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("homerun up exited with {status}:\n{}", self.logs());
             }
-            let answered = http::request(self.api, "GET", &probe, &[], b"", Duration::from_secs(5))
+            // The token file is written before the API listens.
+            let auth = self.authorization();
+            let answered = !auth.is_empty()
+                && http::request(
+                    self.api,
+                    "GET",
+                    &probe,
+                    &[("Authorization", &auth)],
+                    b"",
+                    Duration::from_secs(5),
+                )
                 .is_ok_and(|r| r.status == 200);
             if answered {
                 break;
@@ -165,21 +183,46 @@ impl Platform {
         format!("/v2/projects/{}/locations/local", self.project)
     }
 
-    /// One Admin API call: status and JSON body.
+    /// The admin token `homerun up` wrote (empty before it did).
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("admin-token"))
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    fn authorization(&self) -> String {
+        let token = self.admin_token();
+        if token.is_empty() {
+            token
+        } else {
+            format!("Bearer {token}")
+        }
+    }
+
+    /// One Admin API call with the admin token: status and JSON body.
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        self.call_as(&self.authorization(), method, path, body)
+    }
+
+    /// One Admin API call with `authorization` as the `Authorization` header (none when
+    /// empty): status and JSON body.
+    pub fn call_as(
+        &self,
+        authorization: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let r = http::request(
-            self.api,
-            method,
-            path,
-            &[("Content-Type", "application/json")],
-            body.as_bytes(),
-            PATIENCE,
-        )
-        .unwrap_or_else(|e| {
-            let status = self.child_status();
-            panic!("{method} {path}: {e} (homerun: {status})\n{}", self.logs())
-        });
+        let mut headers = vec![("Content-Type", "application/json")];
+        if !authorization.is_empty() {
+            headers.push(("Authorization", authorization));
+        }
+        let r = http::request(self.api, method, path, &headers, body.as_bytes(), PATIENCE)
+            .unwrap_or_else(|e| {
+                let status = self.child_status();
+                panic!("{method} {path}: {e} (homerun: {status})\n{}", self.logs())
+            });
         let value = if r.body.is_empty() {
             Value::Null
         } else {
@@ -211,11 +254,18 @@ impl Platform {
     }
 
     /// Creates a service and waits for its operation; returns the finished operation.
+    /// The service is public unless `service` sets `invokerIamDisabled` itself.
     pub fn create_service(&self, id: &str, service: &Value) -> Value {
+        let mut service = service.clone();
+        if let Some(fields) = service.as_object_mut() {
+            fields
+                .entry("invokerIamDisabled")
+                .or_insert(Value::Bool(true));
+        }
         let (status, op) = self.call(
             "POST",
             &format!("{}/services?serviceId={id}", self.location()),
-            Some(service),
+            Some(&service),
         );
         assert_eq!(status, 200, "creating {id}: {op}");
         self.wait(&op)
@@ -240,8 +290,26 @@ impl Platform {
 
     /// A request through the ingress with `Host: {host}`.
     pub fn request(&self, host: &str, method: &str, path: &str) -> Response {
-        http::request(self.ingress, method, path, &[("Host", host)], b"", PATIENCE)
+        self.request_with(host, method, path, &[])
+    }
+
+    /// A request through the ingress with `Host: {host}` and more headers.
+    pub fn request_with(
+        &self,
+        host: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut all = vec![("Host", host)];
+        all.extend_from_slice(headers);
+        http::request(self.ingress, method, path, &all, b"", PATIENCE)
             .unwrap_or_else(|e| panic!("{method} {host}{path}: {e}\n{}", self.logs()))
+    }
+
+    /// The bridge's gateway: where instances reach the metadata server (port 80).
+    pub fn gateway(&self) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::new(10, 240, self.net, 1)
     }
 
     /// `GET path` on `{service}.localhost`.

@@ -24,6 +24,8 @@ pub(crate) struct AttemptSpec {
     /// `CLOUD_RUN_TASK_ATTEMPT`, `CLOUD_RUN_TASK_COUNT`.
     pub env: Vec<(String, String)>,
     pub hosts: Vec<(String, Vec<String>)>,
+    pub identities: Option<std::sync::Arc<crate::identity::Identities>>,
+    pub identity: std::sync::Arc<crate::identity::IdentityPlan>,
     pub timeout: Duration,
     pub grace: Duration,
     /// Where its log lines go.
@@ -42,7 +44,7 @@ pub(crate) async fn run(
         message,
         succeeded: false,
     };
-    let instance_spec = InstanceSpec {
+    let mut instance_spec = InstanceSpec {
         id: spec.instance_id.clone(),
         containers: spec
             .containers
@@ -62,9 +64,19 @@ pub(crate) async fn run(
             })
             .collect(),
         volumes: spec.volumes.clone(),
+        file_volumes: Vec::new(),
         platform_env: spec.env.clone(),
         hosts: spec.hosts.clone(),
         cpu_boost: false,
+    };
+    // Held until the attempt's instance is stopped.
+    let _registration = match crate::identity::prepare(
+        spec.identities.as_deref(),
+        &spec.identity,
+        &mut instance_spec,
+    ) {
+        Ok(r) => r,
+        Err(e) => return failed(format!("The task could not start: {e}")),
     };
     // Not raced with `cancel`: a start is undone completely only by its own failure path
     // or a stop, so a cancel that comes meanwhile is seen right after.

@@ -31,6 +31,8 @@ pub(crate) struct ExecutionPlan {
     pub timeout: Duration,
     pub containers: Vec<ContainerPlan>,
     pub volumes: Vec<MemoryVolume>,
+    /// The tasks' service account and secrets.
+    pub identity: Arc<crate::identity::IdentityPlan>,
     /// Tasks as stored, when resuming after a stop.
     pub resumed: Option<Vec<TaskProgress>>,
 }
@@ -68,6 +70,7 @@ pub(crate) struct JobPlatform {
     pub hosts: Vec<(String, Vec<String>)>,
     /// `DATA_DIR/logs`: see [`log_path`].
     pub logs_dir: PathBuf,
+    pub identities: Option<Arc<crate::identity::Identities>>,
 }
 
 /// Starts the task of one execution; `done` hears when it ends.
@@ -180,6 +183,8 @@ async fn run(
                     ("CLOUD_RUN_TASK_COUNT".into(), plan.task_count.to_string()),
                 ],
                 hosts: platform.hosts.clone(),
+                identities: platform.identities.clone(),
+                identity: plan.identity.clone(),
                 timeout: plan.timeout,
                 grace: platform.grace,
                 log_path: log_path(

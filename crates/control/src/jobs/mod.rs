@@ -163,9 +163,11 @@ impl Jobs {
             }
             progress
         });
+        let (volumes, secret_volumes) = crate::spec::volumes(&template.volumes)?;
+        let project = e.name.split('/').nth(1).unwrap_or_default().to_string();
         Ok(ExecutionPlan {
             name: e.name.clone(),
-            project: e.name.split('/').nth(1).unwrap_or_default().to_string(),
+            project: project.clone(),
             job: e.job.clone(),
             execution: e.id().to_string(),
             task_count,
@@ -175,8 +177,14 @@ impl Jobs {
             timeout: api::defaults::effective_task_timeout(&template)
                 .to_std()
                 .unwrap_or(std::time::Duration::from_secs(600)),
+            identity: Arc::new(crate::identity::IdentityPlan::new(
+                &project,
+                &template.service_account,
+                &containers,
+                &secret_volumes,
+            )),
             containers,
-            volumes: crate::spec::memory_volumes(&template.volumes)?,
+            volumes,
             resumed,
         })
     }
