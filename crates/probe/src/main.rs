@@ -1,8 +1,10 @@
 //! The probe: homerun's test workload, modelled on Knative's runtime conformance image.
 //!
-//! `probe` serves HTTP on `$PORT` and reports what its container sees; `probe job` runs as a
-//! Cloud Run job task. It is built as a fully static binary so that it runs in an image that
-//! holds nothing else.
+//! `probe` serves HTTP on `$PORT` and reports what its container sees (`server`: the sandbox,
+//! files such as secret volumes, the metadata server, calls to other services with its
+//! tokens); `probe job` runs as a Cloud Run job task. It is built as a fully static binary so
+//! that it runs in an image that holds nothing else. Its one HTTP client (`client`) resolves
+//! names through `/etc/hosts` only (`hosts`) and never sends a DNS query.
 
 /// `println!` that never panics: a closed stdout (EPIPE) must not turn a clean exit into a
 /// panic, since tests and the platform read the exit code.
@@ -21,6 +23,7 @@ macro_rules! say_err {
     }};
 }
 
+mod client;
 mod health;
 mod hosts;
 mod job;

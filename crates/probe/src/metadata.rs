@@ -1,96 +1,85 @@
 //! A client for the metadata server, as Google's auth libraries reach it: the host comes from
-//! `GCE_METADATA_HOST` or is `metadata.google.internal`, resolved through `/etc/hosts` only.
+//! `GCE_METADATA_HOST` or is `metadata.google.internal`, resolved through `/etc/hosts` only,
+//! and every request carries `Metadata-Flavor: Google`.
 
-use std::net::{IpAddr, SocketAddr};
+use serde_json::Value;
 
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use serde_json::{json, Value};
+use crate::client::{self, Answer};
 
-pub async fn fetch(path: &str) -> Result<Value, String> {
+/// `GET /computeMetadata/v1/PATH` (PATH may carry a query): the URL asked and the answer.
+pub async fn get(path: &str) -> Result<(String, Answer), String> {
     let host = std::env::var("GCE_METADATA_HOST")
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "metadata.google.internal".to_string());
-    let addr = resolve(&host)?;
-    let path = path.trim_start_matches('/');
-    let url = format!("http://{host}/computeMetadata/v1/{path}");
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connecting to {host} ({addr}): {e}"))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
-    tokio::spawn(conn);
-    let req = hyper::Request::get(format!("/computeMetadata/v1/{path}"))
-        .header("Host", &host)
-        .header("Metadata-Flavor", "Google")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| format!("building the request for {url}: {e}"))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let status = resp.status().as_u16();
-    let headers: Vec<(String, String)> = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("reading the answer of {url}: {e}"))?
-        .to_bytes();
-    Ok(json!({
-        "url": url,
-        "status": status,
-        "headers": headers,
-        "body": String::from_utf8_lossy(&body),
-    }))
+    let target = format!("/computeMetadata/v1/{}", path.trim_start_matches('/'));
+    let answer = client::get(&host, &host, &target, &[("Metadata-Flavor", "Google")]).await?;
+    Ok((format!("http://{host}{target}"), answer))
 }
 
-/// `host[:port]` to a socket address, port 80 by default, names through `/etc/hosts` only.
-fn resolve(host: &str) -> Result<SocketAddr, String> {
-    if let Ok(sa) = host.parse::<SocketAddr>() {
-        return Ok(sa);
+/// What `/metadata` answers: `{"url", "status", "headers", "body"}`.
+pub async fn fetch(path: &str) -> Result<Value, String> {
+    let (url, answer) = get(path).await?;
+    Ok(answer.to_json(&url))
+}
+
+/// The body of a 200 answer to `path`, else an error naming the path and what came back.
+async fn get_ok(path: &str) -> Result<String, String> {
+    let (url, answer) = get(path).await?;
+    let body = String::from_utf8_lossy(&answer.body).into_owned();
+    if answer.status != 200 {
+        return Err(format!(
+            "the metadata server answered {} to {url}: {}",
+            answer.status,
+            body.trim()
+        ));
     }
-    let (name, port) = match host.rsplit_once(':') {
-        Some((n, p)) if !n.contains(':') => (
-            n,
-            p.parse::<u16>()
-                .map_err(|_| format!("{host:?}: {p:?} is not a port"))?,
-        ),
-        _ => (host, 80),
-    };
-    let ip = match name.trim_matches(['[', ']']).parse::<IpAddr>() {
-        Ok(ip) => ip,
-        Err(_) => crate::hosts::lookup_in("/etc/hosts", name).ok_or_else(|| {
-            format!("{name} is not in /etc/hosts (the probe resolves nothing else)")
-        })?,
-    };
-    Ok(SocketAddr::new(ip, port))
+    Ok(body)
+}
+
+/// An ID token (a JWT) for `audience`, from the default service account.
+pub async fn id_token(audience: &str) -> Result<String, String> {
+    let path = format!(
+        "instance/service-accounts/default/identity?audience={}",
+        query_value(audience)
+    );
+    Ok(get_ok(&path).await?.trim().to_string())
+}
+
+/// The default service account's access token (`access_token` of the `token` answer).
+pub async fn access_token() -> Result<String, String> {
+    let body = get_ok("instance/service-accounts/default/token").await?;
+    let token: Value = serde_json::from_str(&body)
+        .map_err(|e| format!("the token answer is not JSON ({e}): {body}"))?;
+    token["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("the token answer has no access_token: {body}"))
+}
+
+/// Percent-encodes what a query value may not hold as it is (`&`, `#`, `+`, `%`, spaces...).
+fn query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:/@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::resolve;
+    use super::query_value;
 
     #[test]
-    fn resolves_literals_and_ports() {
+    fn audiences_are_encoded_for_the_query() {
         assert_eq!(
-            resolve("127.0.0.1:8181").unwrap().to_string(),
-            "127.0.0.1:8181"
+            query_value("http://svc.example:8080/a"),
+            "http://svc.example:8080/a"
         );
-        assert_eq!(resolve("10.1.2.3").unwrap().to_string(), "10.1.2.3:80");
-        assert_eq!(resolve("[::1]:99").unwrap().to_string(), "[::1]:99");
-        assert!(resolve("127.0.0.1:notaport").is_err());
+        assert_eq!(query_value("a b&c=d#e+f%"), "a%20b%26c%3Dd%23e%2Bf%25");
     }
 }

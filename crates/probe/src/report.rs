@@ -252,7 +252,7 @@ fn cgroup() -> Value {
 }
 
 /// Opens for writing without writing anything: a read-only mount answers EROFS.
-fn open_for_write(path: &str) -> bool {
+pub fn open_for_write(path: &str) -> bool {
     std::fs::OpenOptions::new().write(true).open(path).is_ok()
 }
 

@@ -1,4 +1,13 @@
 //! Server mode: HTTP/1.1 and h2c (prior knowledge) on `0.0.0.0:$PORT`.
+//!
+//! Besides the sandbox report and the behaviours tests ask for (`/sleep`, `/status`,
+//! `/alloc`, `/exit`, ...), two endpoints look at identity and secrets from inside:
+//! `/fetch?url=http://IP:PORT/PATH[&host=H][&auth=none|id-token|access-token][&audience=A]
+//! [&header=NAME]` calls another service (plain http, names from /etc/hosts only) with a
+//! bearer token from the metadata server (the ID token's audience defaults to `http://H`)
+//! and answers `{"url", "status", "headers", "body"}` of what came back, or 502 with
+//! `{"error"}`; `/file?path=/ABS` answers the file's contents, mode, owner and whether it
+//! opens for writing (404 when missing), for secret volumes.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -17,7 +26,7 @@ use futures_util::stream;
 use http_body_util::BodyExt;
 use serde_json::json;
 
-use crate::{health, metadata, report, signals};
+use crate::{client, health, metadata, report, signals};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -86,6 +95,8 @@ pub fn router() -> Router {
         .route("/log", any(log))
         .route("/ws", any(ws))
         .route("/metadata", any(metadata_proxy))
+        .route("/fetch", any(fetch))
+        .route("/file", any(file))
         .route("/healthz", any(health::healthz))
         .route("/healthz/fail", any(health::fail))
         .route("/healthz/recover", any(health::recover))
@@ -292,15 +303,96 @@ async fn echo(mut socket: WebSocket) {
     }
 }
 
-async fn metadata_proxy(q: Params) -> Response {
-    let path = q.get("path").cloned().unwrap_or_default();
-    match tokio::time::timeout(Duration::from_secs(10), metadata::fetch(&path)).await {
+/// An upstream answer as JSON; 502 with `{"error"}` when it failed, 504 after 10 s.
+async fn upstream(
+    what: &str,
+    call: impl std::future::Future<Output = Result<serde_json::Value, String>>,
+) -> Response {
+    match tokio::time::timeout(Duration::from_secs(10), call).await {
         Ok(Ok(answer)) => Json(answer).into_response(),
         Ok(Err(e)) => (StatusCode::BAD_GATEWAY, Json(json!({ "error": e }))).into_response(),
         Err(_) => (
             StatusCode::GATEWAY_TIMEOUT,
-            Json(json!({ "error": "metadata server did not answer within 10 s" })),
+            Json(json!({ "error": format!("{what} did not answer within 10 s") })),
         )
             .into_response(),
     }
+}
+
+async fn metadata_proxy(q: Params) -> Response {
+    let path = q.get("path").cloned().unwrap_or_default();
+    upstream("metadata server", metadata::fetch(&path)).await
+}
+
+/// `GET url` (plain http; an IP literal or a name from /etc/hosts), with `Host: host` when
+/// given and, for `auth=id-token` or `auth=access-token`, a bearer token from the metadata
+/// server in `Authorization` (or the header named by `header`). An ID token's audience is
+/// `audience`, by default `http://HOST` (the Host header sent).
+async fn fetch(q: Params) -> Answer {
+    let url = q
+        .get("url")
+        .ok_or_else(|| BadRequest("fetch needs url=http://HOST[:PORT]/PATH".into()))?;
+    let (authority, target) = client::split_url(url).map_err(BadRequest)?;
+    let host = q.get("host").map_or(authority, String::as_str).to_string();
+    let auth = q.get("auth").map_or("none", String::as_str);
+    if !["none", "id-token", "access-token"].contains(&auth) {
+        return Err(BadRequest(format!(
+            "auth={auth:?} is not none, id-token or access-token"
+        )));
+    }
+    let audience = q
+        .get("audience")
+        .cloned()
+        .unwrap_or_else(|| format!("http://{host}"));
+    let header = q
+        .get("header")
+        .cloned()
+        .unwrap_or_else(|| "Authorization".into());
+    let call = async {
+        let token = match auth {
+            "id-token" => Some(metadata::id_token(&audience).await?),
+            "access-token" => Some(metadata::access_token().await?),
+            _ => None,
+        };
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .as_deref()
+            .map(|b| (header.as_str(), b))
+            .into_iter()
+            .collect();
+        let answer = client::get(authority, &host, target, &headers).await?;
+        Ok(answer.to_json(url))
+    };
+    Ok(upstream(&format!("{url} (or the metadata server)"), call).await)
+}
+
+/// A file as the container sees it: `{"path", "contents" (UTF-8, lossy), "mode" (octal),
+/// "type", "uid", "gid", "writable"}` (opening it for writing succeeds; nothing is written).
+/// 404 when it does not exist; a file that cannot be read has `"contents": null` and
+/// `"error"`.
+async fn file(q: Params) -> Answer {
+    let path = q
+        .get("path")
+        .filter(|p| p.starts_with('/'))
+        .ok_or_else(|| BadRequest("file needs path=/ABSOLUTE/PATH".into()))?;
+    if let Err(e) = std::fs::symlink_metadata(path) {
+        let status = if e.kind() == std::io::ErrorKind::NotFound {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        let body = json!({ "path": path, "error": e.to_string() });
+        return Ok((status, Json(body)).into_response());
+    }
+    let mut answer = report::stat(path);
+    answer["path"] = json!(path);
+    match std::fs::read(path) {
+        Ok(bytes) => answer["contents"] = json!(String::from_utf8_lossy(&bytes)),
+        Err(e) => {
+            answer["contents"] = serde_json::Value::Null;
+            answer["error"] = json!(e.to_string());
+        }
+    }
+    answer["writable"] = json!(report::open_for_write(path));
+    Ok(Json(answer).into_response())
 }

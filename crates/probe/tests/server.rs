@@ -234,37 +234,198 @@ async fn websocket_echoes() {
     assert!(matches!(reply, Some(Ok(Message::Close(_)))), "{reply:?}");
 }
 
-/// A one-shot metadata server on loopback that records the flavor header it was sent.
-async fn fake_metadata() -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+/// A one-shot HTTP server on loopback that answers `reply` and returns the request it got.
+async fn one_shot(reply: &'static [u8]) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let task = tokio::spawn(async move {
         let (mut s, _) = l.accept().await.unwrap();
-        let mut buf = vec![0u8; 4096];
+        let mut buf = vec![0u8; 8192];
         let n = s.read(&mut buf).await.unwrap();
         let req = String::from_utf8_lossy(&buf[..n]).into_owned();
-        s.write_all(
-            b"HTTP/1.1 200 OK\r\nMetadata-Flavor: Google\r\nContent-Length: 10\r\n\r\nmy-project",
-        )
-        .await
-        .unwrap();
+        s.write_all(reply).await.unwrap();
         req
     });
     (addr, task)
+}
+
+/// A one-shot metadata server that records the flavor header it was sent.
+async fn fake_metadata() -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+    one_shot(b"HTTP/1.1 200 OK\r\nMetadata-Flavor: Google\r\nContent-Length: 10\r\n\r\nmy-project")
+        .await
+}
+
+/// GET on the probe from a blocking thread (the probe is dropped there too).
+async fn probe_get(probe: Probe, path: String) -> testkit::http::Response {
+    tokio::task::spawn_blocking(move || {
+        let r = probe.get(&path);
+        drop(probe);
+        r
+    })
+    .await
+    .unwrap()
+}
+
+const UPSTREAM_REPLY: &[u8] =
+    b"HTTP/1.1 201 Created\r\nX-Upstream: yes\r\nContent-Length: 5\r\n\r\nhello";
+
+#[tokio::test]
+async fn fetch_sends_an_id_token_from_the_metadata_server() {
+    let (metadata, token_request) = one_shot(
+        b"HTTP/1.1 200 OK\r\nMetadata-Flavor: Google\r\nContent-Length: 9\r\n\r\neyJ.a.b\r\n",
+    )
+    .await;
+    let (upstream, upstream_request) = one_shot(UPSTREAM_REPLY).await;
+    let probe = Probe::start(&[], &[("GCE_METADATA_HOST", &metadata.to_string())]);
+    let r = probe_get(
+        probe,
+        format!(
+            "/fetch?url=http://{upstream}/call/me&host=svc.example&auth=id-token\
+             &audience=http://svc.example/%26x&header=X-Serverless-Authorization"
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["status"], 201);
+    assert_eq!(j["body"], "hello");
+    assert!(
+        j["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h[0] == "x-upstream" && h[1] == "yes"),
+        "{j}"
+    );
+    let asked = token_request.await.unwrap();
+    assert!(
+        asked.starts_with(
+            "GET /computeMetadata/v1/instance/service-accounts/default/identity?audience=http://svc.example/%26x HTTP/1.1"
+        ),
+        "{asked}"
+    );
+    assert!(
+        asked.to_lowercase().contains("metadata-flavor: google"),
+        "{asked}"
+    );
+    let sent = upstream_request.await.unwrap();
+    assert!(sent.starts_with("GET /call/me HTTP/1.1"), "{sent}");
+    let lower = sent.to_lowercase();
+    assert!(lower.contains("host: svc.example\r\n"), "{sent}");
+    assert!(
+        lower.contains("x-serverless-authorization: bearer eyj.a.b\r\n"),
+        "{sent}"
+    );
+    assert!(!lower.contains("\r\nauthorization:"), "{sent}");
+}
+
+#[tokio::test]
+async fn fetch_sends_an_access_token_and_fails_with_502_without_one() {
+    let (metadata, token_request) = one_shot(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 69\r\n\r\n\
+          {\"access_token\":\"ya29.tok\",\"expires_in\":3599,\"token_type\":\"Bearer\"}  ",
+    )
+    .await;
+    let (upstream, upstream_request) = one_shot(UPSTREAM_REPLY).await;
+    let probe = Probe::start(&[], &[("GCE_METADATA_HOST", &metadata.to_string())]);
+    let r = probe_get(
+        probe,
+        format!("/fetch?url=http://{upstream}&auth=access-token"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(token_request
+        .await
+        .unwrap()
+        .starts_with("GET /computeMetadata/v1/instance/service-accounts/default/token HTTP/1.1"));
+    let sent = upstream_request.await.unwrap().to_lowercase();
+    assert!(sent.starts_with("get / http/1.1"), "{sent}");
+    assert!(sent.contains(&format!("host: {upstream}\r\n")), "{sent}");
+    assert!(
+        sent.contains("authorization: bearer ya29.tok\r\n"),
+        "{sent}"
+    );
+
+    // The metadata server refuses: the upstream is never called.
+    let (metadata, _) =
+        one_shot(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n\r\nnope\r\n").await;
+    let probe = Probe::start(&[], &[("GCE_METADATA_HOST", &metadata.to_string())]);
+    let r = probe_get(probe, "/fetch?url=http://127.0.0.1:9/&auth=id-token".into()).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    let error = r.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("403") && error.contains("identity"),
+        "{error}"
+    );
+}
+
+#[test]
+fn fetch_refuses_what_it_cannot_do() {
+    let probe = Probe::start(&[], &[]);
+    for bad in [
+        "/fetch",
+        "/fetch?url=https://127.0.0.1/",
+        "/fetch?url=127.0.0.1/",
+        "/fetch?url=http://127.0.0.1/&auth=basic",
+    ] {
+        let r = probe.get(bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    let r = probe.get("/fetch?url=http://no-such-name.example/");
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("/etc/hosts"), "{}", r.text());
+    // Nothing listens on the discard port: the connection error is the answer.
+    let r = probe.get("/fetch?url=http://127.0.0.1:9/");
+    assert_eq!(r.status, 502);
+    assert!(
+        r.text().contains("connecting to 127.0.0.1:9"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn file_reports_contents_mode_and_whether_it_opens_for_writing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key");
+    std::fs::write(&path, "s3cr3t\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let probe = Probe::start(&[], &[]);
+    let r = probe.get(&format!("/file?path={}", path.display()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["path"], path.display().to_string());
+    assert_eq!(j["contents"], "s3cr3t\n");
+    assert_eq!(j["mode"], "640");
+    assert_eq!(j["type"], "file");
+    assert_eq!(j["writable"], true);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "s3cr3t\n",
+        "left as it was"
+    );
+
+    let j = probe
+        .get(&format!("/file?path={}", dir.path().display()))
+        .json();
+    assert_eq!(j["type"], "dir");
+    assert!(j["contents"].is_null() && j["error"].is_string(), "{j}");
+    assert_eq!(j["writable"], false);
+
+    let missing = probe.get(&format!("/file?path={}/nope", dir.path().display()));
+    assert_eq!(missing.status, 404);
+    assert!(missing.json()["error"].is_string());
+    assert_eq!(probe.get("/file?path=relative").status, 400);
+    assert_eq!(probe.get("/file").status, 400);
 }
 
 #[tokio::test]
 async fn metadata_is_fetched_with_the_google_flavor_header() {
     let (addr, server) = fake_metadata().await;
     let probe = Probe::start(&[], &[("GCE_METADATA_HOST", &addr.to_string())]);
-    let r = tokio::task::spawn_blocking(move || {
-        let r = probe.get("/metadata?path=project/project-id");
-        drop(probe);
-        r
-    })
-    .await
-    .unwrap();
+    let r = probe_get(probe, "/metadata?path=project/project-id".into()).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let j = r.json();
     assert_eq!(j["status"], 200);

@@ -89,6 +89,7 @@ fn main() {
             state_dir,
             cgroups: Arc::new(Layout::detect().expect("cgroups")),
             netpool: None,
+            addresses: Default::default(),
         }
     };
     let spec = |id: String| InstanceSpec {
@@ -110,6 +111,7 @@ fn main() {
             liveness_probe: None,
         }],
         volumes: vec![],
+        file_volumes: vec![],
         platform_env: vec![("K_SERVICE".into(), "bench".into())],
         hosts: vec![],
         cpu_boost: false,

@@ -261,13 +261,23 @@ pub fn runtime_spec(spec: &BundleSpec) -> Result<Spec, RuntimeError> {
     Ok(out)
 }
 
-/// Writes `dir/config.json` for `spec`.
+/// Writes `dir/config.json` for `spec`, readable by root only: it holds the process's
+/// environment, secrets included.
 pub fn write_bundle(dir: &Path, spec: &BundleSpec) -> Result<(), RuntimeError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let config = runtime_spec(spec)?;
     let path = dir.join("config.json");
-    config
-        .save(&path)
-        .map_err(|e| RuntimeError::Invalid(format!("writing {}: {e}", path.display())))
+    let json = serde_json::to_vec(&config)
+        .map_err(|e| RuntimeError::Invalid(format!("writing {}: {e}", path.display())))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&json))
+        .context(|| format!("writing {}", path.display()))
 }
 
 /// A bundle to run outside homerun, for the benchmarks' baselines (bare `runc run`):
@@ -434,5 +444,28 @@ mod tests {
             .position(|m| m["destination"] == "/sys/class")
             .unwrap();
         assert!(sys < class);
+    }
+
+    #[test]
+    fn the_environment_stays_out_of_debug_output_and_config_json_is_root_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut spec = sample();
+        spec.process
+            .env
+            .push(("API_KEY".into(), "s3cr3t-value".into()));
+        spec.process.argv.push("--key=s3cr3t-value".into());
+        let debug = format!("{spec:?}");
+        assert!(
+            debug.contains("API_KEY") && debug.contains("\"/probe\""),
+            "{debug}"
+        );
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+        let dir = tempfile::tempdir().unwrap();
+        write_bundle(dir.path(), &spec).unwrap();
+        let path = dir.path().join("config.json");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["process"]["env"][1], "API_KEY=s3cr3t-value");
     }
 }

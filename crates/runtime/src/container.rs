@@ -20,13 +20,33 @@ use crate::runc::Runtime;
 /// Bytes of log kept per container.
 const LOG_BYTES: usize = 1 << 20;
 
-/// The container's process: argv, environment, working directory and user.
-#[derive(Clone, Debug)]
+/// The container's process: argv, environment, working directory and user. Its `Debug`
+/// shows the environment's names but not its values, and of argv (where `$(VAR)` has been
+/// expanded) the program and the number of arguments: values may be secrets.
+#[derive(Clone)]
 pub struct ProcessSpec {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub cwd: String,
     pub user: User,
+}
+
+impl std::fmt::Debug for ProcessSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let program = self.argv.first().map(String::as_str).unwrap_or_default();
+        f.debug_struct("ProcessSpec")
+            .field(
+                "argv",
+                &format_args!(
+                    "[{program:?}, <{} more>]",
+                    self.argv.len().saturating_sub(1)
+                ),
+            )
+            .field("env", &crate::process::EnvNames(&self.env))
+            .field("cwd", &self.cwd)
+            .field("user", &self.user)
+            .finish()
+    }
 }
 
 /// Who the process runs as.
@@ -149,6 +169,26 @@ pub(crate) fn mount_tmpfs(target: &Path, size: i64, mode: u32) -> Result<(), Run
     if rc != 0 {
         return Err(std::io::Error::last_os_error())
             .context(|| format!("mounting tmpfs at {}", target.display()));
+    }
+    Ok(())
+}
+
+/// Makes a mounted tmpfs read-only, for everyone (the host included) from now on.
+pub(crate) fn remount_read_only(target: &Path) -> Result<(), RuntimeError> {
+    let t = cstring(target)?;
+    // SAFETY: a valid NUL-terminated path; null source, type and data are allowed on remount.
+    let rc = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            t.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NODEV | libc::MS_NOSUID,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .context(|| format!("remounting {} read-only", target.display()));
     }
     Ok(())
 }

@@ -94,12 +94,12 @@ fn locate(
             inside.display().to_string(),
         ));
     }
-    let path = env
+    let given = env
         .iter()
         .rev()
         .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or(DEFAULT_PATH);
+        .map(|(_, v)| v.as_str());
+    let path = given.unwrap_or(DEFAULT_PATH);
     for dir in path.split(':').filter(|d| d.starts_with('/')) {
         let inside = Path::new(dir).join(argv0);
         let host = resolve_in_root(root, &inside)?;
@@ -107,8 +107,14 @@ fn locate(
             return Ok((host, inside.display().to_string()));
         }
     }
+    // The value of an environment variable is never put in a message (it may be a secret):
+    // only the default PATH is shown.
+    let searched = match given {
+        Some(_) => "the directories of its PATH variable".to_string(),
+        None => format!("the default {DEFAULT_PATH}, as it sets none"),
+    };
     Err(invalid(format!(
-        "the command {argv0:?} is not in the container's PATH ({path})"
+        "the command {argv0:?} is not in the container's PATH (searched {searched})"
     )))
 }
 
@@ -249,5 +255,19 @@ mod tests {
                 .to_string();
             assert!(err.contains(expect), "{cmd}: {err}");
         }
+    }
+
+    #[test]
+    fn a_given_path_is_not_shown_in_the_error() {
+        let root = tempfile::tempdir().unwrap();
+        let err = check_executable(root.path(), &["x".into()], &env("/s3cr3t/bin"), "/")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not in the container's PATH"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
+        let err = check_executable(root.path(), &["x".into()], &[], "/")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(DEFAULT_PATH), "{err}");
     }
 }

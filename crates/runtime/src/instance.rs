@@ -1,9 +1,12 @@
 //! One instance: an ingress container and its sidecars, like a pod. They share the
 //! instance's network namespace (one address, `localhost` between them) and the first
-//! container's IPC and UTS namespaces, and mount the instance's in-memory volumes. They start
-//! in `dependsOn` order, each after those it depends on have started and passed their startup
-//! probes; the instance is ready when every container is. Liveness probes and exits are
-//! reported by `watch`; `restart` starts the containers afresh in the same network.
+//! container's IPC and UTS namespaces, and mount the instance's in-memory volumes and its
+//! file volumes (secrets: a small tmpfs each, written before anything starts and mounted
+//! read-only). The containers start in `dependsOn` order, each after those it depends on
+//! have started and passed their startup probes; the instance is ready when every container
+//! is. Liveness probes and exits are reported by `watch`; `restart` starts the containers
+//! afresh in the same network. The instance's address is in the node's `AddressBook` from
+//! the moment its network is attached until its teardown.
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -14,6 +17,7 @@ use std::time::Duration;
 
 use image::{ImageRecord, Store};
 
+use crate::addresses::AddressBook;
 use crate::cgroup::{Cgroup, Layout};
 use crate::container::{
     validate_mount_path, Container, ContainerSpec, ExitInfo, Limits, ProcessSpec, User, VolumeMount,
@@ -66,12 +70,46 @@ pub struct MemoryVolume {
     pub size_bytes: Option<i64>,
 }
 
+/// A volume of files the platform provides (a secret volume): a small tmpfs holding `files`,
+/// written once before any container starts and mounted read-only into each container that
+/// mounts it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileVolume {
+    /// Unique among the instance's volumes, memory and file ones together.
+    pub name: String,
+    pub files: Vec<VolumeFile>,
+}
+
+/// One file of a [`FileVolume`]. Its `Debug` shows the length of `contents`, never the bytes:
+/// they are secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VolumeFile {
+    /// Relative to the volume's root; may name subdirectories (`a/b/key`), which are made
+    /// with mode 0755. No empty, `.` or `..` parts.
+    pub path: String,
+    pub contents: Vec<u8>,
+    /// Permission bits (at most 0o777), e.g. 0o444; the file is owned by root.
+    pub mode: u32,
+}
+
+impl std::fmt::Debug for VolumeFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VolumeFile")
+            .field("path", &self.path)
+            .field("contents", &crate::process::Redacted(self.contents.len()))
+            .field("mode", &format_args!("{:#o}", self.mode))
+            .finish()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct InstanceSpec {
     /// `[a-z0-9-]`, at most 40: names the network namespace, containers and cgroups.
     pub id: String,
     pub containers: Vec<ContainerDef>,
     pub volumes: Vec<MemoryVolume>,
+    /// Volumes of files (secrets), mounted read-only.
+    pub file_volumes: Vec<FileVolume>,
     /// `K_SERVICE`, `K_REVISION`, `K_CONFIGURATION` or the `CLOUD_RUN_*` job variables,
     /// overriding the image's and the template's; `PORT` is added for the ingress container.
     pub platform_env: Vec<(String, String)>,
@@ -92,6 +130,9 @@ pub struct Node {
     pub cgroups: Arc<Layout>,
     /// Network namespaces made ahead of time; None attaches each instance's on start.
     pub netpool: Option<Arc<NetPool>>,
+    /// Which instance has which address: each instance records its own from the moment
+    /// its network is attached until its teardown.
+    pub addresses: Arc<AddressBook>,
 }
 
 /// Something that needs the platform's attention.
@@ -198,10 +239,21 @@ pub fn validate(spec: &InstanceSpec) -> Result<Vec<usize>, RuntimeError> {
         }
     }
     let mut volume_names = HashSet::new();
-    for v in &spec.volumes {
-        if v.name.is_empty() || !volume_names.insert(v.name.as_str()) {
-            return invalid(format!("volume name {:?} is empty or repeated", v.name));
+    let names_of_volumes = spec
+        .volumes
+        .iter()
+        .map(|v| &v.name)
+        .chain(spec.file_volumes.iter().map(|v| &v.name));
+    for name in names_of_volumes {
+        validate_volume_name(name)?;
+        if !volume_names.insert(name.as_str()) {
+            return invalid(format!("two volumes are named {name:?}"));
         }
+    }
+    for v in &spec.file_volumes {
+        validate_files(v)?;
+    }
+    for v in &spec.volumes {
         if let Some(size) = v.size_bytes {
             if size < 4096 {
                 return invalid(format!(
@@ -242,6 +294,82 @@ pub fn validate(spec: &InstanceSpec) -> Result<Vec<usize>, RuntimeError> {
         }
     }
     start_order(&spec.containers)
+}
+
+/// A volume's name names its directory on the host: one plain path component.
+fn validate_volume_name(name: &str) -> Result<(), RuntimeError> {
+    if name.is_empty()
+        || name.len() > 253
+        || name == "."
+        || name == ".."
+        || name.contains(['/', '\0'])
+    {
+        return Err(RuntimeError::Invalid(format!(
+            "volume name {name:?} must be 1-253 characters, without `/` or NUL, and not `.` or `..`"
+        )));
+    }
+    Ok(())
+}
+
+/// A file volume's paths: relative, normalised, each once, and no file where another
+/// needs a directory; modes within 0o777.
+fn validate_files(volume: &FileVolume) -> Result<(), RuntimeError> {
+    let refuse = |path: &str, why: &str| {
+        Err(RuntimeError::Invalid(format!(
+            "volume {}: file path {path:?} {why}",
+            volume.name
+        )))
+    };
+    let mut files = HashSet::new();
+    for f in &volume.files {
+        let path = f.path.as_str();
+        if path.is_empty() {
+            return refuse(path, "is empty");
+        }
+        if path.starts_with('/') {
+            return refuse(path, "is absolute (it must be relative to the volume)");
+        }
+        if path.contains('\0') || path.len() > 4096 {
+            return refuse(path, "holds NUL or is longer than 4096 bytes");
+        }
+        if path
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+        {
+            return refuse(
+                path,
+                "is not a normalised path (no empty, `.` or `..` parts, no trailing /)",
+            );
+        }
+        if path.split('/').any(|part| part.len() > 255) {
+            return refuse(path, "has a part longer than 255 bytes");
+        }
+        if f.mode > 0o777 {
+            return refuse(
+                path,
+                &format!(
+                    "has mode {:#o}; only permission bits (at most 0o777) are allowed",
+                    f.mode
+                ),
+            );
+        }
+        if !files.insert(path) {
+            return refuse(path, "is given twice");
+        }
+    }
+    for f in &volume.files {
+        let mut parent = f.path.as_str();
+        while let Some((dir, _)) = parent.rsplit_once('/') {
+            if files.contains(dir) {
+                return refuse(
+                    dir,
+                    &format!("is a file, but {:?} needs it to be a directory", f.path),
+                );
+            }
+            parent = dir;
+        }
+    }
+    Ok(())
 }
 
 /// A topological order of `dependsOn` (Kahn's algorithm, keeping the given order among
@@ -315,9 +443,12 @@ impl Instance {
             }
         };
         // From here on, `instance` undoes everything when dropped, also mid-way.
-        instance.attachment = Some(
-            attached.map_err(|e| RuntimeError::Invalid(format!("attaching the instance: {e}")))?,
-        );
+        let attachment =
+            attached.map_err(|e| RuntimeError::Invalid(format!("attaching the instance: {e}")))?;
+        // Known by its address before any container runs: one that calls the metadata server
+        // while it starts up gets its own identity. Teardown forgets it with the attachment.
+        node.addresses.insert(attachment.address, &instance.spec.id);
+        instance.attachment = Some(attachment);
         match instance.bring_up().await {
             Ok(()) => Ok(instance),
             Err(e) => {
@@ -520,7 +651,7 @@ impl Instance {
         &self,
         index: usize,
         generation: &str,
-        volume_paths: &HashMap<String, PathBuf>,
+        volume_paths: &HashMap<String, (PathBuf, bool)>,
         gen2: bool,
     ) -> Result<Prepared, RuntimeError> {
         let def = &self.spec.containers[index];
@@ -558,13 +689,13 @@ impl Instance {
             .ok_or_else(|| RuntimeError::Invalid("the instance has no network".into()))?;
         let mut volumes = Vec::new();
         for (volume, path) in &def.volume_mounts {
-            let source = volume_paths
+            let (source, read_only) = volume_paths
                 .get(volume)
                 .ok_or_else(|| fail(format!("volume {volume:?} is not defined")))?;
             volumes.push(VolumeMount {
                 source: source.clone(),
                 destination: path.clone(),
-                read_only: false,
+                read_only: *read_only,
             });
         }
         let spec = ContainerSpec {
@@ -602,10 +733,13 @@ impl Instance {
         })
     }
 
+    /// Every volume's host directory by name, with whether containers mount it read-only:
+    /// in-memory volumes are fresh tmpfs mounts, file volumes tmpfs mounts holding their
+    /// files, read-only once written.
     fn mount_volumes(
         &mut self,
         generation: &str,
-    ) -> Result<HashMap<String, PathBuf>, RuntimeError> {
+    ) -> Result<HashMap<String, (PathBuf, bool)>, RuntimeError> {
         let volume_dir = self.dir.join(format!("volumes{generation}"));
         std::fs::create_dir(&volume_dir)
             .context(|| format!("creating {}", volume_dir.display()))?;
@@ -617,7 +751,25 @@ impl Instance {
             // Mode 0777, as Kubernetes gives an `emptyDir`, so a non-root user can write.
             crate::container::mount_tmpfs(&path, size, 0o777)?;
             self.volumes.push(path.clone());
-            paths.insert(v.name, path);
+            paths.insert(v.name, (path, false));
+        }
+        if !self.spec.file_volumes.is_empty() {
+            // Only root may look in here on the host: the files are secrets. Containers see
+            // each volume through their own (read-only) mount of it, whatever its parents.
+            let files_dir = self.dir.join(format!("files{generation}"));
+            std::fs::create_dir(&files_dir)
+                .context(|| format!("creating {}", files_dir.display()))?;
+            set_mode(&files_dir, 0o700)?;
+            for v in &self.spec.file_volumes {
+                let path = files_dir.join(&v.name);
+                std::fs::create_dir(&path).context(|| format!("creating {}", path.display()))?;
+                crate::container::mount_tmpfs(&path, file_volume_size(v), 0o755)?;
+                // Unmounted at teardown from here on, whatever fails next.
+                self.volumes.push(path.clone());
+                write_files(&path, v)?;
+                crate::container::remount_read_only(&path)?;
+                paths.insert(v.name.clone(), (path, true));
+            }
         }
         Ok(paths)
     }
@@ -916,10 +1068,15 @@ impl Instance {
         if let Some(task) = self.boost_task.take() {
             task.abort();
         }
+        let attachment = self.attachment.take();
+        if let Some(a) = &attachment {
+            // Before the address is released, so it is never listed for a next holder.
+            self.node.addresses.remove(a.address, &self.spec.id);
+        }
         Leftovers {
             id: self.spec.id.clone(),
             dir: std::mem::take(&mut self.dir),
-            attachment: self.attachment.take(),
+            attachment,
             mounts: self
                 .volumes
                 .drain(..)
@@ -989,6 +1146,56 @@ impl CpuControl {
     }
 }
 
+/// A file volume's tmpfs: just room for its files (each takes its started pages; tmpfs
+/// charges directories no pages) and a page more. Nothing is written to it afterwards.
+fn file_volume_size(volume: &FileVolume) -> i64 {
+    const PAGE: i64 = 4096;
+    let pages: i64 = volume
+        .files
+        .iter()
+        .map(|f| f.contents.len().div_ceil(PAGE as usize) as i64)
+        .sum();
+    (pages + 1) * PAGE
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) -> Result<(), RuntimeError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .context(|| format!("chmod {mode:o} {}", path.display()))
+}
+
+/// Writes a file volume's files below `root` (a fresh, empty tmpfs; the paths are
+/// validated): directories 0755, each file with its mode whatever the umask, owned by us
+/// (root). Errors name the volume and the path, never the contents.
+fn write_files(root: &std::path::Path, volume: &FileVolume) -> Result<(), RuntimeError> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let what = |path: &str| format!("writing file {path:?} of volume {}", volume.name);
+    for f in &volume.files {
+        let mut dir = root.to_path_buf();
+        let mut parts: Vec<&str> = f.path.split('/').collect();
+        let name = parts.pop().unwrap_or_default();
+        for part in parts {
+            dir.push(part);
+            if !dir.is_dir() {
+                std::fs::create_dir(&dir).context(|| what(&f.path))?;
+                set_mode(&dir, 0o755)?;
+            }
+        }
+        let path = dir.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .context(|| what(&f.path))?;
+        file.write_all(&f.contents).context(|| what(&f.path))?;
+        file.set_permissions(std::fs::Permissions::from_mode(f.mode))
+            .context(|| what(&f.path))?;
+    }
+    Ok(())
+}
+
 /// Best effort: each failure is logged and the rest still unmounted.
 fn unmount_all(paths: impl Iterator<Item = PathBuf>) {
     for path in paths {
@@ -1050,10 +1257,147 @@ mod tests {
             id: "i".into(),
             containers,
             volumes: vec![],
+            file_volumes: vec![],
             platform_env: vec![],
             hosts: vec![],
             cpu_boost: false,
         }
+    }
+
+    fn file(path: &str, contents: &str, mode: u32) -> VolumeFile {
+        VolumeFile {
+            path: path.into(),
+            contents: contents.as_bytes().to_vec(),
+            mode,
+        }
+    }
+
+    fn with_secrets(files: Vec<VolumeFile>) -> InstanceSpec {
+        let mut a = def("a", &[]);
+        a.volume_mounts = vec![("secrets".into(), "/secrets".into())];
+        let mut s = spec(vec![a]);
+        s.file_volumes = vec![FileVolume {
+            name: "secrets".into(),
+            files,
+        }];
+        s
+    }
+
+    #[test]
+    fn file_volume_paths_are_checked_and_errors_name_the_volume_and_path() {
+        let ok = with_secrets(vec![
+            file("key", "k", 0o444),
+            file("nested/dir/cert.pem", "c", 0o400),
+            file("nested/other", "o", 0o644),
+        ]);
+        assert!(validate(&ok).is_ok());
+        for (files, expect) in [
+            (
+                vec![file("/etc/key", "", 0o444)],
+                "\"/etc/key\" is absolute",
+            ),
+            (
+                vec![file("a/../b", "", 0o444)],
+                "\"a/../b\" is not a normalised",
+            ),
+            (vec![file("..", "", 0o444)], "\"..\" is not a normalised"),
+            (
+                vec![file("a//b", "", 0o444)],
+                "\"a//b\" is not a normalised",
+            ),
+            (
+                vec![file("dir/", "", 0o444)],
+                "\"dir/\" is not a normalised",
+            ),
+            (vec![file("", "", 0o444)], "\"\" is empty"),
+            (
+                vec![file("k", "", 0o444), file("k", "", 0o400)],
+                "\"k\" is given twice",
+            ),
+            (
+                vec![file("a", "", 0o444), file("a/b", "", 0o444)],
+                "\"a\" is a file, but \"a/b\" needs it",
+            ),
+            (vec![file("k", "", 0o4755)], "mode 0o4755"),
+        ] {
+            let e = validate(&with_secrets(files)).unwrap_err().to_string();
+            assert!(e.starts_with("volume secrets: file path "), "{e}");
+            assert!(e.contains(expect), "{expect}: {e}");
+        }
+    }
+
+    #[test]
+    fn volume_names_are_unique_across_kinds_and_plain_path_components() {
+        let mut s = with_secrets(vec![]);
+        s.volumes = vec![MemoryVolume {
+            name: "secrets".into(),
+            size_bytes: None,
+        }];
+        let e = validate(&s).unwrap_err().to_string();
+        assert!(e.contains("two volumes are named \"secrets\""), "{e}");
+        for bad in ["", ".", "..", "a/b", "../up"] {
+            let mut s = with_secrets(vec![]);
+            s.file_volumes[0].name = bad.into();
+            s.containers[0].volume_mounts = vec![(bad.into(), "/secrets".into())];
+            let e = validate(&s).unwrap_err().to_string();
+            assert!(e.contains(&format!("volume name {bad:?}")), "{bad}: {e}");
+            let mut s = spec(vec![def("a", &[])]);
+            s.volumes = vec![MemoryVolume {
+                name: bad.into(),
+                size_bytes: None,
+            }];
+            assert!(validate(&s).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn volume_file_debug_shows_the_length_not_the_contents() {
+        let debug = format!("{:?}", with_secrets(vec![file("key", "hunter2", 0o444)]));
+        assert!(
+            debug.contains("\"key\"") && debug.contains("<7 bytes>"),
+            "{debug}"
+        );
+        assert!(debug.contains("0o444"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn files_are_written_with_their_modes_below_0755_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let volume = FileVolume {
+            name: "v".into(),
+            files: vec![
+                file("top", "1", 0o444),
+                file("a/b/deep", "22", 0o600),
+                file("a/side", "333", 0o640),
+            ],
+        };
+        write_files(root.path(), &volume).unwrap();
+        let mode = |p: &str| {
+            std::fs::metadata(root.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("top"), 0o444);
+        assert_eq!(mode("a/b/deep"), 0o600);
+        assert_eq!(mode("a/side"), 0o640);
+        assert_eq!(mode("a"), 0o755);
+        assert_eq!(mode("a/b"), 0o755);
+        assert_eq!(std::fs::read(root.path().join("a/b/deep")).unwrap(), b"22");
+        // A page for each file's started pages, one more.
+        assert_eq!(file_volume_size(&volume), 4 * 4096);
+        let big = FileVolume {
+            name: "big".into(),
+            files: vec![VolumeFile {
+                path: "f".into(),
+                contents: vec![0; 4097],
+                mode: 0o444,
+            }],
+        };
+        assert_eq!(file_volume_size(&big), 3 * 4096);
     }
 
     #[test]

@@ -1,7 +1,11 @@
-//! homerun's instance runtime (work in progress toward the runtime issue): networking
-//! (bridge, IPAM, network namespaces), the container process (command, args, env, user) and
-//! log capture exist; bundles, the runc driver and instance lifecycle come next.
+//! homerun's instance runtime: networking (bridge, IPAM, network namespaces), the container
+//! process (command, args, env, user), log capture, bundles, the runc driver, containers,
+//! instances (with their volumes, probes and CPU states), the address book of which
+//! instance has which address, and recovery after a crash. Environment values and volume
+//! file contents (secrets) are never logged nor put in errors: their `Debug` shows names and
+//! lengths only.
 
+pub mod addresses;
 pub mod bundle;
 pub mod cgroup;
 pub mod container;
@@ -16,4 +20,5 @@ pub mod recovery;
 pub mod runc;
 pub mod seccomp;
 
+pub use addresses::AddressBook;
 pub use error::RuntimeError;

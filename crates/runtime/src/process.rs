@@ -102,13 +102,50 @@ fn string_list(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// What a service or job template says about the container's process.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a service or job template says about the container's process. Its `Debug` shows
+/// the environment's names, never its values (secrets come as environment variables).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ContainerOverrides {
     pub command: Option<Vec<String>>,
     pub args: Option<Vec<String>>,
     pub env: Vec<(String, String)>,
     pub working_dir: Option<String>,
+}
+
+impl std::fmt::Debug for ContainerOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `command` and `args` as given hold `$(VAR)` references, not the values.
+        f.debug_struct("ContainerOverrides")
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env", &EnvNames(&self.env))
+            .field("working_dir", &self.working_dir)
+            .finish()
+    }
+}
+
+/// An environment in `Debug` output: each name with its value's length, not the value.
+pub(crate) struct EnvNames<'a>(pub &'a [(String, String)]);
+
+/// A length in `Debug` output, in place of what is that long.
+pub(crate) struct Redacted(pub usize);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} bytes>", self.0)
+    }
+}
+
+impl std::fmt::Debug for EnvNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|(name, value)| (name, Redacted(value.len()))),
+            )
+            .finish()
+    }
 }
 
 /// The final argv, by Kubernetes' rules: `command` replaces the image's entrypoint and drops
@@ -482,6 +519,21 @@ fn open_no_follow(dir: Option<&OwnedFd>, path: &Path, flags: libc::c_int) -> io:
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn overrides_debug_names_variables_but_hides_their_values() {
+        let o = ContainerOverrides {
+            command: Some(vec!["/app".into(), "$(TOKEN)".into()]),
+            env: vec![("TOKEN".into(), "hunter2".into())],
+            ..Default::default()
+        };
+        let debug = format!("{o:?}");
+        assert!(
+            debug.contains("TOKEN") && debug.contains("<7 bytes>"),
+            "{debug}"
+        );
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
 
     fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|item| item.to_string()).collect()

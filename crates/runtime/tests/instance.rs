@@ -1,5 +1,6 @@
 //! Instances end to end under runc (and the contract under runsc): sidecars on localhost
-//! with shared IPC and UTS namespaces, dependsOn order, in-memory volumes, the DMI product
+//! with shared IPC and UTS namespaces, dependsOn order, in-memory and file volumes, the
+//! address book, the DMI product
 //! name, startup and liveness probes, restarts, CPU throttling and freezing, and recovery
 //! after a crash, each leaving nothing behind.
 
@@ -13,7 +14,9 @@ use image::{ImageRecord, ImageSource, Quiet, RegistryOptions, Store};
 use runtime::cgroup::Layout;
 use runtime::container::{become_subreaper, Limits};
 use runtime::health::{ProbeAction, ProbeSpec};
-use runtime::instance::{ContainerDef, Instance, InstanceEvent, InstanceSpec, MemoryVolume, Node};
+use runtime::instance::{
+    ContainerDef, FileVolume, Instance, InstanceEvent, InstanceSpec, MemoryVolume, Node, VolumeFile,
+};
 use runtime::net::{NetPool, Network, NetworkConfig};
 use runtime::process::ContainerOverrides;
 use runtime::runc::{OciRuntime, Runtime};
@@ -70,6 +73,7 @@ fn env(kind: OciRuntime, net_number: u8) -> Option<Env> {
         state_dir,
         cgroups: Arc::new(Layout::detect().unwrap()),
         netpool: None,
+        addresses: Default::default(),
     };
     Some(Env { _dir: dir, node })
 }
@@ -126,6 +130,7 @@ fn instance_spec(id: &str, containers: Vec<ContainerDef>) -> InstanceSpec {
         id: id.into(),
         containers,
         volumes: vec![],
+        file_volumes: vec![],
         platform_env: vec![
             ("K_SERVICE".into(), "svc".into()),
             ("K_REVISION".into(), "svc-00001-abc".into()),
@@ -926,4 +931,142 @@ fn the_image_user_and_working_dir_apply_and_a_template_user_overrides_them() {
         rt.block_on(instance.stop(Duration::from_secs(10)));
         assert_gone(&env, &id);
     }
+}
+
+fn volume_file(path: &str, contents: &str, mode: u32) -> VolumeFile {
+    VolumeFile {
+        path: path.into(),
+        contents: contents.as_bytes().to_vec(),
+        mode,
+    }
+}
+
+#[test]
+fn a_file_volume_is_read_only_readable_as_its_modes_say_and_gone_after_stop() {
+    let Some(env) = env(OciRuntime::Runc, 13) else {
+        return;
+    };
+    let probe = pull(&env, "probe");
+    let busybox = pull(&env, "busybox");
+    let rt = rt();
+    let id = unique("files");
+    // The probe listens late, so the start is seen half-way.
+    let mut app = with_env(
+        container("app", &probe),
+        &[("PROBE_STARTUP_DELAY_MS", "1500")],
+    );
+    app.port = Some(8080);
+    app.user = Some("65532:65532".into());
+    app.volume_mounts = vec![("secrets".into(), "/secrets".into())];
+    let mut root = shell(
+        container("root", &busybox),
+        "echo x > /s/key 2>&1; echo write=$?; touch /s/new 2>&1; echo touch=$?; \
+         cat /s/private; echo; exec sleep 600",
+    );
+    root.volume_mounts = vec![("secrets".into(), "/s".into())];
+    let mut spec = instance_spec(&id, vec![app, root]);
+    spec.file_volumes = vec![FileVolume {
+        name: "secrets".into(),
+        files: vec![
+            volume_file("key", "s3cr3t", 0o444),
+            volume_file("nested/dir/cert.pem", "-----CERT-----\n", 0o444),
+            volume_file("private", "root only", 0o400),
+        ],
+    }];
+    let node = env.node.clone();
+    let starting = rt.spawn(async move { Instance::start(spec, &node).await });
+    // The address is known before any container is ready (before any starts, in fact).
+    let mut known_while_starting = false;
+    while !starting.is_finished() {
+        if env.node.addresses.len() == 1 {
+            known_while_starting = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let instance = rt.block_on(starting).unwrap().unwrap();
+    assert!(
+        known_while_starting,
+        "the address was recorded only once ready"
+    );
+    let address = instance.address();
+    assert_eq!(env.node.addresses.instance_at(address), Some(id.clone()));
+
+    let app = SocketAddr::from((address, 8080));
+    let key = get_json(app, "/file?path=/secrets/key");
+    assert_eq!(key["contents"], "s3cr3t");
+    assert_eq!(key["mode"], "444");
+    assert_eq!(key["uid"], 0);
+    assert_eq!(key["writable"], false, "{key}");
+    let cert = get_json(app, "/file?path=/secrets/nested/dir/cert.pem");
+    assert_eq!(cert["contents"], "-----CERT-----\n");
+    let dir = get_json(app, "/file?path=/secrets/nested/dir");
+    assert_eq!((&dir["type"], &dir["mode"]), (&"dir".into(), &"755".into()));
+    // 0400 and root's: the probe's user may not read it.
+    let private = get_json(app, "/file?path=/secrets/private");
+    assert!(private["contents"].is_null(), "{private}");
+    assert!(
+        private["error"].as_str().unwrap().contains("denied"),
+        "{private}"
+    );
+    let report = get_json(app, "/");
+    let mount = report["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["target"] == "/secrets")
+        .cloned()
+        .expect("the volume is mounted at /secrets");
+    assert_eq!(mount["fstype"], "tmpfs");
+    assert!(
+        mount["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "ro"),
+        "{mount}"
+    );
+    // Root may read everything, and write nothing (the shell's own complaint comes on
+    // stderr, so in any order).
+    let lines = wait_for_lines(&instance, "root", 5);
+    for expected in [
+        "/bin/sh: can't create /s/key: Read-only file system",
+        "write=1",
+        "touch: /s/new: Read-only file system",
+        "touch=1",
+        "root only",
+    ] {
+        assert!(lines.iter().any(|l| l == expected), "{expected}: {lines:?}");
+    }
+    // On the host, only root may look where the files are.
+    let files = env.node.state_dir.join(&id).join("files");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&files).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert!(std::fs::write(files.join("secrets/key"), "x").is_err());
+
+    rt.block_on(instance.stop(Duration::from_secs(10)));
+    assert_eq!(env.node.addresses.instance_at(address), None);
+    assert!(env.node.addresses.is_empty());
+    assert_gone(&env, &id);
+
+    // A start that fails after the files were written leaves no mount and no address.
+    let id = unique("filesfail");
+    let mut bad = shell(container("bad", &busybox), "cat /s/key; exit 3");
+    bad.volume_mounts = vec![("secrets".into(), "/s".into())];
+    bad.startup_probe = Some(ProbeSpec::new(ProbeAction::Tcp { port: 9999 }));
+    let mut spec = instance_spec(&id, vec![bad]);
+    spec.file_volumes = vec![FileVolume {
+        name: "secrets".into(),
+        files: vec![volume_file("key", "s3cr3t", 0o444)],
+    }];
+    let err = rt
+        .block_on(Instance::start(spec, &env.node))
+        .err()
+        .expect("the container exits before it is ready");
+    assert!(err.to_string().contains("exited with code 3"), "{err}");
+    assert!(env.node.addresses.is_empty());
+    assert_gone(&env, &id);
 }

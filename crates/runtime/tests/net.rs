@@ -359,15 +359,26 @@ fn setup_is_idempotent_and_the_bridge_mac_is_fixed() {
     // Again, as a restarted homerun would.
     fx.setup();
     assert_eq!(masquerade_rules(&fx.subnet(), &fx.bridge), 1);
-    // Out from the bridge, and only replies in: once each, however often setup runs.
+    // Out from the bridge, and only replies in: once each, however often setup runs; above
+    // them, nothing from the bridge to the cloud metadata address.
     let forward = forward_rules(&fx.bridge);
-    assert_eq!(forward.len(), 2, "{forward:?}");
-    assert!(forward
+    assert_eq!(forward.len(), 3, "{forward:?}");
+    let out = forward
         .iter()
-        .any(|r| r == &format!("-A FORWARD -i {} -j ACCEPT", fx.bridge)));
+        .position(|r| r == &format!("-A FORWARD -i {} -j ACCEPT", fx.bridge));
+    assert!(out.is_some(), "{forward:?}");
     assert!(forward
         .iter()
         .any(|r| r.contains(&format!("-o {} ", fx.bridge)) && r.contains("RELATED,ESTABLISHED")));
+    let reject = forward.iter().position(|r| {
+        r.starts_with("-A FORWARD -d 169.254.169.254/32 ")
+            && r.contains(&format!("-i {} ", fx.bridge))
+            && r.contains("-j REJECT")
+    });
+    assert!(
+        reject.is_some_and(|reject| forward[..reject].iter().all(|r| !r.contains("ACCEPT"))),
+        "{forward:?}"
+    );
     let addrs = ip_json(&["-4", "addr", "show", "dev", &fx.bridge]);
     assert_eq!(
         addrs[0]["addr_info"].as_array().unwrap().len(),
@@ -478,6 +489,25 @@ fn attached_instances_reach_each_other_the_gateway_and_the_host_reaches_them() {
         listener.join().unwrap(),
         format!("ping from {}", fx.gateway())
     );
+
+    // The cloud metadata address is refused at once, never routed (nor left to time out).
+    let refused = in_netns(&a.netns_path, || {
+        let started = std::time::Instant::now();
+        let connected = TcpStream::connect_timeout(
+            &SocketAddr::from(([169, 254, 169, 254], 80)),
+            Duration::from_secs(10),
+        );
+        (connected.map(drop), started.elapsed())
+    })
+    .join()
+    .unwrap();
+    match refused {
+        (Err(e), took) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+            assert!(took < Duration::from_secs(5), "refused only after {took:?}");
+        }
+        (Ok(()), _) => panic!("an instance reached 169.254.169.254"),
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The host side shared by all instances of a network: the bridge with its gateway address,
-//! IPv4 forwarding and the MASQUERADE rule that lets instances reach beyond the host. Each
-//! function checks before it changes, so `setup` can run at every start of homerun.
+//! IPv4 forwarding, the MASQUERADE rule that lets instances reach beyond the host and the
+//! FORWARD rules (out, replies in, never to 169.254.169.254). Each function checks before it
+//! changes, so `setup` can run at every start of homerun.
 
 use std::fs;
 use std::io;
@@ -189,11 +190,18 @@ pub(crate) fn remove_masquerade(bridge: &str, subnet: &Subnet) -> Result<(), Net
     Ok(())
 }
 
+/// The address clouds serve their metadata on. homerun's metadata server is on the gateway
+/// instead, and this address is never routed: a client that looks for a metadata server
+/// here (one that does not know homerun) is refused at once rather than left hanging or,
+/// on a host in a cloud, answered by the host's own metadata server.
+pub(crate) const CLOUD_METADATA: &str = "169.254.169.254/32";
+
 /// The FORWARD rules that let instances out on a host whose FORWARD policy is DROP (as with
 /// Docker installed), as Docker's bridge driver adds them: anything from the bridge, and
 /// only replies (established or related connections) to it, so nothing outside can open a
-/// connection to an instance through the host.
-fn forward_rules(bridge: &str) -> [Vec<&str>; 2] {
+/// connection to an instance through the host. Last, the one that must come first in the
+/// chain: nothing from the bridge to [`CLOUD_METADATA`] (REJECT, so the sender hears it).
+fn forward_rules(bridge: &str) -> [Vec<&str>; 3] {
     [
         vec!["FORWARD", "-i", bridge, "-j", "ACCEPT"],
         vec![
@@ -207,6 +215,15 @@ fn forward_rules(bridge: &str) -> [Vec<&str>; 2] {
             "-j",
             "ACCEPT",
         ],
+        vec![
+            "FORWARD",
+            "-i",
+            bridge,
+            "-d",
+            CLOUD_METADATA,
+            "-j",
+            "REJECT",
+        ],
     ]
 }
 
@@ -216,12 +233,52 @@ fn with_action<'a>(action: &'a str, rule: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// A change to FORWARD, by index into [`forward_rules`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Insert at the top of the chain.
+    Insert(usize),
+    /// Delete every copy.
+    Remove(usize),
+}
+
+/// What makes FORWARD hold every rule, with the REJECT (the last) above the ACCEPTs, given
+/// which are present: each missing rule is inserted at the top, and a REJECT that an
+/// inserted ACCEPT would now precede goes back to the top. Nothing when all are there, so
+/// `setup` at every start of homerun changes nothing.
+fn forward_changes(present: [bool; 3]) -> Vec<Change> {
+    const REJECT: usize = 2;
+    let mut changes: Vec<Change> = (0..REJECT)
+        .filter(|&i| !present[i])
+        .map(Change::Insert)
+        .collect();
+    if present[REJECT] && !changes.is_empty() {
+        changes.push(Change::Remove(REJECT));
+    }
+    if !present[REJECT] || !changes.is_empty() {
+        changes.push(Change::Insert(REJECT));
+    }
+    changes
+}
+
 /// Inserted at the top of FORWARD, before rules that would drop the traffic.
 pub(crate) fn ensure_forward_rules(bridge: &str) -> Result<(), NetError> {
     let step = format!("adding the FORWARD rules for bridge {bridge}");
-    for rule in forward_rules(bridge) {
-        if !probe(&step, Tool::Iptables, &with_action("-C", &rule))? {
-            run(&step, Tool::Iptables, &with_action("-I", &rule))?;
+    let rules = forward_rules(bridge);
+    let mut present = [false; 3];
+    for (i, rule) in rules.iter().enumerate() {
+        present[i] = probe(&step, Tool::Iptables, &with_action("-C", rule))?;
+    }
+    for change in forward_changes(present) {
+        match change {
+            Change::Insert(i) => {
+                run(&step, Tool::Iptables, &with_action("-I", &rules[i]))?;
+            }
+            Change::Remove(i) => {
+                while probe(&step, Tool::Iptables, &with_action("-C", &rules[i]))? {
+                    run(&step, Tool::Iptables, &with_action("-D", &rules[i]))?;
+                }
+            }
         }
     }
     Ok(())
@@ -267,4 +324,47 @@ fn netns_dir_is_mounted() -> io::Result<bool> {
             point == NETNS_DIR || canonical.as_deref().is_some_and(|c| c.as_os_str() == point)
         })
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_rules_accept_out_and_replies_and_reject_the_cloud_metadata_address() {
+        let rules = forward_rules("hr0");
+        assert_eq!(rules[0].join(" "), "FORWARD -i hr0 -j ACCEPT");
+        assert_eq!(
+            rules[1].join(" "),
+            "FORWARD -o hr0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+        );
+        assert_eq!(
+            rules[2].join(" "),
+            "FORWARD -i hr0 -d 169.254.169.254/32 -j REJECT"
+        );
+        assert_eq!(with_action("-C", &rules[0])[..2], ["-C", "FORWARD"]);
+    }
+
+    #[test]
+    fn the_reject_ends_above_the_accepts_and_a_complete_chain_is_left_alone() {
+        use Change::{Insert, Remove};
+        // Every start after the first: nothing to do.
+        assert_eq!(forward_changes([true, true, true]), []);
+        // A fresh host: each at the top in turn, so the REJECT ends first.
+        assert_eq!(
+            forward_changes([false, false, false]),
+            [Insert(0), Insert(1), Insert(2)]
+        );
+        // A chain from before the REJECT existed.
+        assert_eq!(forward_changes([true, true, false]), [Insert(2)]);
+        // An ACCEPT that goes on top would pass what the REJECT is for: it goes back above.
+        assert_eq!(
+            forward_changes([false, true, true]),
+            [Insert(0), Remove(2), Insert(2)]
+        );
+        assert_eq!(
+            forward_changes([true, false, true]),
+            [Insert(1), Remove(2), Insert(2)]
+        );
+    }
 }

@@ -9,7 +9,9 @@
 //! every failing step names a command line an operator can rerun). See `command`.
 //!
 //! FORWARD-chain rules as Docker's (out from the bridge, only replies in) keep instances
-//! reachable on hosts whose FORWARD policy is DROP.
+//! reachable on hosts whose FORWARD policy is DROP; above them, one rejects everything from
+//! the bridge to 169.254.169.254, which homerun never routes (its metadata server is on the
+//! gateway), so a client looking for a cloud's metadata server there fails at once.
 //!
 //! The bridge and every veth take the MTU of the interface holding the host's default route
 //! (1500 when there is none), so instances never send packets the uplink cannot carry.
