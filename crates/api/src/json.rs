@@ -246,6 +246,22 @@ pub(crate) mod opt_int32 {
     }
 }
 
+/// `optional int64` (explicit presence): as `int64`, `None` when absent.
+pub(crate) mod opt_int64 {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        super::int64::deserialize(d).map(Some)
+    }
+}
+
 /// Enum reading shared by every [`proto_enum!`]: a name, or a number.
 pub(crate) struct EnumVisitor<T: 'static> {
     pub full_name: &'static str,

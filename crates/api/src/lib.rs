@@ -19,16 +19,25 @@
 //! - [`naming`]: revision ids (`hello-00002-xoz`), execution ids (`hello-x7k2p`), task
 //!   ids, uids, etags, service and tag URLs;
 //! - [`quantity`]: CPU and memory quantities;
+//! - [`auth`]: the [`auth::Authenticator`] bearer tokens go through and the
+//!   [`auth::Caller`] it makes;
+//! - [`iam`]: IAM policies, the roles and their permissions ([`iam::role_grants`],
+//!   [`iam::policy_allows`]) and [`iam::load_policy`];
+//! - [`secret`]: Secret Manager's secrets and versions, the [`secret::Sealer`] of their
+//!   values and [`secret::resolve_secret`] for the controller;
 //! - [`http`]: the REST handlers (an axum `Router` over a `store::Store`), and
-//!   [`http::complete_operation`] for the controller. The rest of the crate does no
-//!   I/O.
+//!   [`http::complete_operation`] for the controller. Besides them only
+//!   [`iam::load_policy`] and [`secret::resolve_secret`] read the store; the rest of the
+//!   crate does no I/O.
 
 pub mod json;
 
+pub mod auth;
 pub mod condition;
 pub mod defaults;
 pub mod execution;
 pub mod http;
+pub mod iam;
 pub mod job;
 pub mod k8s;
 pub mod names;
@@ -37,6 +46,7 @@ pub mod operation;
 pub mod quantity;
 pub mod revision;
 pub mod schedule;
+pub mod secret;
 pub mod service;
 pub mod status;
 pub mod task;
@@ -44,9 +54,11 @@ pub mod validate;
 pub mod vendor;
 pub mod wkt;
 
+pub use auth::{AuthFailure, Authenticator, Caller};
 pub use condition::{Condition, ConditionState};
 pub use execution::Execution;
 pub use http::{complete_operation, router, ApiState};
+pub use iam::{load_policy, policy_allows, role_grants, Binding, Policy};
 pub use job::{
     CompletionStatus, ContainerOverride, ExecutionReference, ExecutionTemplate, Job, Overrides,
     RunJobRequest, TaskTemplate,
@@ -60,6 +72,7 @@ pub use names::{
 pub use naming::Endpoint;
 pub use operation::Operation;
 pub use revision::Revision;
+pub use secret::{resolve_secret, Sealer, Secret, SecretError, SecretVersion};
 pub use service::{
     RevisionTemplate, Service, TrafficTarget, TrafficTargetAllocationType, TrafficTargetStatus,
 };

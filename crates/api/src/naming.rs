@@ -1,5 +1,6 @@
 //! Names, ids and URLs the platform makes: revision, execution and task ids as Cloud
-//! Run makes them, UUID4 uids, etags, and service and tag URLs.
+//! Run makes them, UUID4 uids, etags, service and tag URLs, project numbers and the
+//! default service account.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -164,6 +165,24 @@ impl Task {
     }
 }
 
+/// A project's number: stable, 12 digits, made of the sha256 of its id (the first 8
+/// bytes as a big-endian u64, mod 9 x 10^11, plus 10^11).
+pub fn project_number(project_id: &str) -> u64 {
+    let digest = Sha256::digest(project_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first) % 900_000_000_000 + 100_000_000_000
+}
+
+/// The service account revisions and tasks run as when their template names none:
+/// Cloud Run's default compute account, `{project_number}-compute@developer.gserviceaccount.com`.
+pub fn default_service_account(project_id: &str) -> String {
+    format!(
+        "{}-compute@developer.gserviceaccount.com",
+        project_number(project_id)
+    )
+}
+
 /// Where services are reached: `http://{service}.{domain}:{port}` in the default
 /// project, `http://{service}.{project}.{domain}:{port}` in others, and
 /// `{tag}---{service}...` for a traffic tag.
@@ -265,6 +284,21 @@ mod tests {
         assert_eq!(&u[14..15], "4");
         assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
         assert_ne!(new_uid(), u);
+    }
+
+    #[test]
+    fn project_numbers() {
+        let n = project_number("local");
+        assert_eq!(n, project_number("local"));
+        assert_eq!(n.to_string().len(), 12);
+        assert_ne!(n, project_number("other"));
+        for id in ["a", "my-project", "x-123456"] {
+            assert!((100_000_000_000..1_000_000_000_000).contains(&project_number(id)));
+        }
+        assert_eq!(
+            default_service_account("local"),
+            format!("{n}-compute@developer.gserviceaccount.com")
+        );
     }
 
     #[test]

@@ -378,7 +378,7 @@ fn is_label_text(s: &str) -> bool {
         .all(|c| c.is_lowercase() || c.is_ascii_digit() || c.is_numeric() || c == '_' || c == '-')
 }
 
-fn check_labels(labels: &BTreeMap<String, String>, base: &str, out: &mut BadRequest) {
+pub(crate) fn check_labels(labels: &BTreeMap<String, String>, base: &str, out: &mut BadRequest) {
     check_reserved(labels, base, "labels", out);
     for (key, value) in labels {
         if reserved_prefix(key).is_some() {
@@ -400,7 +400,11 @@ fn check_labels(labels: &BTreeMap<String, String>, base: &str, out: &mut BadRequ
     }
 }
 
-fn check_annotations(annotations: &BTreeMap<String, String>, base: &str, out: &mut BadRequest) {
+pub(crate) fn check_annotations(
+    annotations: &BTreeMap<String, String>,
+    base: &str,
+    out: &mut BadRequest,
+) {
     check_reserved(annotations, base, "annotations", out);
     for key in annotations.keys() {
         if key.is_empty() {

@@ -417,7 +417,7 @@ async fn bad_fields_are_named() {
         .await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
     let (status, _) = api
-        .call("GET", &format!("{LOC}/jobs/batch:getIamPolicy"), None)
+        .call("GET", &format!("{LOC}/jobs/batch:cancel"), None)
         .await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
     let (status, body) = api

@@ -1,4 +1,5 @@
-//! Jobs: create, get, list, update (patch), delete, and `:run`.
+//! Jobs: create, get, list, update (patch), delete, `:run`, and the IAM verbs
+//! (`:getIamPolicy`, `:setIamPolicy`, `:testIamPermissions`, see [`super::iam`]).
 //!
 //! A job needs no deployment: nothing runs until it is run. So its mutations do not wait
 //! for the controller: create, update and delete write the job and an operation that is
@@ -12,7 +13,8 @@
 //!   `reconciling`, its `Ready` terminal condition `CONDITION_SUCCEEDED`. An update
 //!   that changes nothing writes only its (done) operation. The `etag`, when given,
 //!   must match (409 `ABORTED`); `allowMissing` creates a missing job.
-//! - Delete removes the job, all its executions and all their tasks in the same
+//! - Delete removes the job, all its executions and all their tasks, and its IAM
+//!   policy, in the same
 //!   transaction as its (done) operation, whose response is the job with `deleteTime`
 //!   set. The controller sees the deletions in the change log and stops what runs.
 //!
@@ -30,19 +32,23 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::response::Response;
 use store::{Op, Precondition};
 
+use super::iam::{caller_of, custom_method, delete_policy_op, policy_race, Target};
 use super::{
-    all_names, blocking, check_etag, done_operation, error_response, invalid_field, json_response,
-    list_page, mask, new_operation_name, parse_body, read_record, split_verb, store_status, to_doc,
-    unimplemented_verb, ApiState, Params, EXECUTION_KIND, JOB_KIND, OPERATION_KIND, TASK_KIND,
+    all_names, answer, blocking, check_etag, done_operation, error_response, invalid_field,
+    json_response, list_page, mask, new_operation_name, parse_body, read_record, split_verb,
+    store_status, to_doc, unimplemented_verb, ApiState, Params, EXECUTION_KIND, JOB_KIND,
+    OPERATION_KIND, TASK_KIND,
 };
+use crate::auth::Caller;
 use crate::condition::{types, Condition, ConditionState};
 use crate::defaults::apply_job_defaults;
 use crate::execution::Execution;
 use crate::job::{CompletionStatus, ExecutionReference, Job, ListJobsResponse, RunJobRequest};
+use crate::json::to_value;
 use crate::names::{validate_job_id, JobName};
 use crate::naming::{generate_execution_id, new_uid};
 use crate::operation::Operation;
@@ -109,19 +115,28 @@ pub(crate) async fn list(
 
 pub(crate) async fn get(
     State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
     Path((project, location, job)): Path<(String, String, String)>,
     query: Q,
 ) -> Response {
-    let params = match Params::from_query(query) {
-        Ok(p) => p,
-        Err(e) => return error_response(&e, Default::default()),
-    };
-    let result = blocking(move || {
-        let name = job_name(&state, &project, &location, &job)?;
-        Ok(read_job(&state, &name)?.0)
+    let caller = caller_of(caller);
+    answer(query, move |params| {
+        let (id, verb) = split_verb(&job);
+        let name = job_name(&state, &project, &location, id)?;
+        if verb.is_some() {
+            return custom_method(
+                &state,
+                &job_target(&name),
+                verb,
+                true,
+                &caller,
+                &params,
+                &[],
+            );
+        }
+        Ok(to_value(&read_job(&state, &name)?.0, params.encoding()))
     })
-    .await;
-    json_response(result, params.encoding())
+    .await
 }
 
 pub(crate) async fn update(
@@ -167,9 +182,10 @@ pub(crate) async fn delete(
     json_response(result, encoding)
 }
 
-/// `POST .../jobs/{job}:run`; other verbs are not implemented.
+/// `POST .../jobs/{job}:run`, and the IAM verbs.
 pub(crate) async fn post(
     State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
     Path((project, location, job)): Path<(String, String, String)>,
     query: Q,
     body: Bytes,
@@ -179,24 +195,38 @@ pub(crate) async fn post(
         Err(e) => return error_response(&e, Default::default()),
     };
     let encoding = params.encoding();
+    let caller = caller_of(caller);
     let result = blocking(move || {
         let (id, verb) = split_verb(&job);
-        match verb {
-            Some("run") => {}
-            Some(verb) => return Err(unimplemented_verb(verb)),
-            None => {
-                return Err(Status::unimplemented(
-                    "This method is not supported on this resource.",
-                ))
-            }
-        }
         let name = job_name(&state, &project, &location, id)?;
+        if verb != Some("run") {
+            return custom_method(
+                &state,
+                &job_target(&name),
+                verb,
+                false,
+                &caller,
+                &params,
+                &body,
+            );
+        }
         let mut request: RunJobRequest = parse_body(&body, "")?;
         request.validate_only |= params.bool("validateOnly")?;
-        run_job(&state, &name, request)
+        let operation = run_job(&state, &name, request)?;
+        Ok(to_value(&operation, encoding))
     })
     .await;
     json_response(result, encoding)
+}
+
+/// A job as the target of the IAM verbs.
+fn job_target(name: &JobName) -> Target {
+    Target::resource(
+        JOB_KIND,
+        name.to_string(),
+        &name.project,
+        job_not_found(name),
+    )
 }
 
 /// The job a path names. A `:verb` custom method (`:getIamPolicy`...) is not
@@ -456,23 +486,31 @@ pub fn delete_job(
                 .map(|n| Op::delete(kind, n, Precondition::Exists)),
         );
     }
+    ops.push(delete_policy_op(state, &key)?);
     ops.push(Op::put(
         OPERATION_KIND,
         op_name,
         to_doc(&operation),
         Precondition::Absent,
     ));
-    state.store.transact(ops).map_err(|e| match e {
-        store::StoreError::Conflict { .. } => Status::aborted(format!(
-            "The job '{}' changed while it was being deleted; retry.",
-            name.job
-        )),
-        // An execution or task went meanwhile (the controller, a deletion).
-        store::StoreError::NotFound { kind, .. } if kind != JOB_KIND => Status::aborted(format!(
-            "The executions of job '{}' changed while it was being deleted; retry.",
-            name.job
-        )),
-        other => commit_status(other, name),
+    state.store.transact(ops).map_err(|e| {
+        if let Some(status) = policy_race(&e, &key) {
+            return status;
+        }
+        match e {
+            store::StoreError::Conflict { .. } => Status::aborted(format!(
+                "The job '{}' changed while it was being deleted; retry.",
+                name.job
+            )),
+            // An execution or task went meanwhile (the controller, a deletion).
+            store::StoreError::NotFound { kind, .. } if kind != JOB_KIND => {
+                Status::aborted(format!(
+                    "The executions of job '{}' changed while it was being deleted; retry.",
+                    name.job
+                ))
+            }
+            other => commit_status(other, name),
+        }
     })?;
     state.poke();
     Ok(operation)

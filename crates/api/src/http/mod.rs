@@ -1,8 +1,11 @@
 //! The Cloud Run Admin API v2 over REST: an axum [`Router`] serving Services,
 //! Revisions, Jobs, Executions, Tasks and Operations with the paths, verbs and JSON of
 //! google/cloud/run/v2 (`service.proto`, `revision.proto`, `job.proto`,
-//! `execution.proto`, `task.proto`) and google/longrunning/operations.proto, on top of
-//! a [`Store`].
+//! `execution.proto`, `task.proto`) and google/longrunning/operations.proto, their IAM
+//! policies (google/iam/v1, [`iam`]), the project's policy as Cloud Resource Manager v1
+//! serves it, and secrets as Secret Manager v1 does ([`secrets`]), on top of a
+//! [`Store`]. With [`ApiState::with_auth`] every route needs a bearer token and the
+//! caller's permission ([`auth`]).
 //!
 //! | method | path |
 //! | --- | --- |
@@ -30,6 +33,14 @@
 //! | `GET` | `/v2/projects/{p}/locations/{l}/operations/{o}` |
 //! | `POST` | `/v2/projects/{p}/locations/{l}/operations/{o}:wait` (body `{"timeout": "10s"}`) |
 //! | `DELETE` | `/v2/projects/{p}/locations/{l}/operations/{o}` |
+//! | `GET`, `POST` | `/v2/projects/{p}/locations/{l}/services/{s}:getIamPolicy?options.requestedPolicyVersion=`, and `.../jobs/{j}:getIamPolicy` |
+//! | `POST` | `.../services/{s}:setIamPolicy`, `:testIamPermissions`; `.../jobs/{j}:setIamPolicy`, `:testIamPermissions` |
+//! | `POST` | `/v1/projects/{p}:getIamPolicy`, `:setIamPolicy`, `:testIamPermissions` |
+//! | `POST`, `GET` | `/v1/projects/{p}/secrets?secretId=` (create), list |
+//! | `GET`, `DELETE` | `/v1/projects/{p}/secrets/{s}` |
+//! | `POST` | `/v1/projects/{p}/secrets/{s}:addVersion`, and its IAM verbs |
+//! | `GET` | `/v1/projects/{p}/secrets/{s}/versions`, `.../versions/{v}` (`v` a number or `latest`) |
+//! | `POST` | `/v1/projects/{p}/secrets/{s}/versions/{v}:disable`, `:enable`, `:destroy` |
 //!
 //! Query parameters are read in camelCase (as Google's REST clients send them) or
 //! snake_case; `$alt=json;enum-encoding=int` writes enums as numbers (input takes both).
@@ -37,7 +48,9 @@
 //! (`{"error": {"code": 404, "message", "status": "NOT_FOUND", "details": [...]}}`).
 //!
 //! Records live in the store under the kinds [`SERVICE_KIND`], [`REVISION_KIND`],
-//! [`JOB_KIND`], [`EXECUTION_KIND`], [`TASK_KIND`] and [`OPERATION_KIND`], keyed by
+//! [`JOB_KIND`], [`EXECUTION_KIND`], [`TASK_KIND`], [`OPERATION_KIND`],
+//! [`IAM_POLICY_KIND`] (keyed by the name of the resource the policy is attached to),
+//! [`SECRET_KIND`] and [`SECRET_VERSION_KIND`], keyed by
 //! their full resource names, as proto3 JSON with enums as names. After every write [`ApiState::changed`] is poked (`notify_one`, so a
 //! reconciler that is not waiting at that moment still finds the permit).
 //!
@@ -46,11 +59,14 @@
 //! [`jobs`] and [`executions`] for what each writes, and [`complete_operation`] for how
 //! the controller finishes one. Tasks ([`tasks`]) are written by the controller only.
 
+pub mod auth;
 pub mod executions;
+pub mod iam;
 pub mod jobs;
 mod mask;
 pub mod operations;
 pub mod revisions;
+pub mod secrets;
 pub mod services;
 pub mod tasks;
 
@@ -61,19 +77,23 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use serde::Serialize;
-use store::{Store, StoreError};
+use store::{Record, Store, StoreError};
 use tokio::sync::Notify;
 
+use crate::auth::Authenticator;
 use crate::json::{self, EnumEncoding};
 use crate::names::{validate_location_id, validate_project_id, LocationName};
 use crate::naming::{new_operation_id, Endpoint};
 use crate::operation::Operation;
+use crate::secret::Sealer;
 use crate::status::{FieldViolation, Status};
 use crate::wkt::Any;
 
+pub use crate::iam::IAM_POLICY_KIND;
+pub use crate::secret::{SECRET_KIND, SECRET_VERSION_KIND};
 pub use operations::complete_operation;
 
 /// The store kind of services.
@@ -100,6 +120,10 @@ pub struct ApiState {
     pub endpoint: Endpoint,
     /// Poked (`notify_one`) after every write, for the reconciler.
     pub changed: Arc<Notify>,
+    /// Who callers are; `None`: no authentication, every caller is the admin.
+    pub auth: Option<Arc<dyn Authenticator>>,
+    /// What seals secret values; `None`: the secrets routes answer 503.
+    pub sealer: Option<Arc<dyn Sealer>>,
 }
 
 impl ApiState {
@@ -110,7 +134,22 @@ impl ApiState {
             region: region.into(),
             endpoint,
             changed: Arc::new(Notify::new()),
+            auth: None,
+            sealer: None,
         }
+    }
+
+    /// The state with authentication: every route then asks for a bearer token and
+    /// checks the caller's permission (see [`auth`]).
+    pub fn with_auth(mut self, auth: Arc<dyn Authenticator>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// The state with a sealer for secret values (see [`secrets`]).
+    pub fn with_sealer(mut self, sealer: Arc<dyn Sealer>) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     /// The state with a given `changed` notifier (the controller's).
@@ -153,7 +192,8 @@ pub fn router(state: ApiState) -> Router {
             with_fallback(
                 get(services::get)
                     .patch(services::update)
-                    .delete(services::delete),
+                    .delete(services::delete)
+                    .post(services::post),
             ),
         )
         .route(
@@ -209,7 +249,32 @@ pub fn router(state: ApiState) -> Router {
                     .delete(operations::delete),
             ),
         )
+        .route("/v1/projects/{project}", with_fallback(post(iam::project)))
+        .route(
+            "/v1/projects/{project}/secrets",
+            with_fallback(get(secrets::list).post(secrets::create)),
+        )
+        .route(
+            "/v1/projects/{project}/secrets/{secret}",
+            with_fallback(
+                get(secrets::get)
+                    .delete(secrets::delete)
+                    .post(secrets::post),
+            ),
+        )
+        .route(
+            "/v1/projects/{project}/secrets/{secret}/versions",
+            with_fallback(get(secrets::list_versions)),
+        )
+        .route(
+            "/v1/projects/{project}/secrets/{secret}/versions/{version}",
+            with_fallback(get(secrets::get_version).post(secrets::post_version)),
+        )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
+        ))
         .with_state(state)
 }
 
@@ -231,6 +296,9 @@ async fn method_not_allowed() -> Response {
         EnumEncoding::Name,
     )
 }
+
+/// A request's query string, as the handlers take it.
+pub(crate) type Q = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// The query parameters of a request.
 #[derive(Clone, Debug, Default)]
@@ -446,16 +514,27 @@ pub(crate) fn all_names(
     kind: &str,
     parent: &str,
 ) -> Result<Vec<String>, Status> {
-    let mut names = Vec::new();
+    Ok(all_records(store, kind, parent)
+        .map_err(store_status)?
+        .into_iter()
+        .map(|r| r.name)
+        .collect())
+}
+
+/// Every stored `kind` record below `parent`, all pages.
+pub(crate) fn all_records(
+    store: &dyn Store,
+    kind: &str,
+    parent: &str,
+) -> Result<Vec<Record>, StoreError> {
+    let mut records = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let page = store
-            .list(kind, parent, store::MAX_PAGE_SIZE, token.as_deref())
-            .map_err(store_status)?;
-        names.extend(page.records.into_iter().map(|r| r.name));
+        let page = store.list(kind, parent, store::MAX_PAGE_SIZE, token.as_deref())?;
+        records.extend(page.records);
         match page.next_page_token {
             Some(t) => token = Some(t),
-            None => return Ok(names),
+            None => return Ok(records),
         }
     }
 }
@@ -495,6 +574,20 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(|e| Err(Status::internal(format!("Internal error: {e}"))))
+}
+
+/// Runs `f` off the async threads with the request's parameters and answers in their
+/// enum encoding.
+pub(crate) async fn answer<T: serde::Serialize + Send + 'static>(
+    query: Q,
+    f: impl FnOnce(Params) -> Result<T, Status> + Send + 'static,
+) -> Response {
+    let params = match Params::from_query(query) {
+        Ok(p) => p,
+        Err(e) => return error_response(&e, Default::default()),
+    };
+    let encoding = params.encoding();
+    json_response(blocking(move || f(params)).await, encoding)
 }
 
 /// A JSON response.

@@ -1,4 +1,5 @@
-//! Services: create, get, list, update (patch), delete.
+//! Services: create, get, list, update (patch), delete, and the IAM verbs
+//! (`:getIamPolicy`, `:setIamPolicy`, `:testIamPermissions`, see [`super::iam`]).
 //!
 //! A mutation (create, or an update that changes the desired state):
 //!
@@ -21,24 +22,27 @@
 //! the operation returned is done, its response the service as it would be, and it is
 //! not stored.
 //!
-//! Delete (a choice until the controller finalises deletions): the service and all its
-//! revisions are removed in the same transaction that stores the operation, already
+//! Delete (a choice until the controller finalises deletions): the service, all its
+//! revisions and its IAM policy are removed in the same transaction that stores the operation, already
 //! done, its response the service with `deleteTime` set. The controller sees the
 //! deletions in the store's change log and tears down what ran them.
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::response::Response;
 use store::{Op, Precondition, Record};
 
+use super::iam::{caller_of, custom_method, delete_policy_op, policy_race, Target};
 use super::{
-    all_names, blocking, check_etag, done_operation, error_response, from_doc, invalid_field,
-    json_response, list_page, mask, new_operation_name, parse_body, store_status, to_doc, ApiState,
-    Params, OPERATION_KIND, REVISION_KIND, SERVICE_KIND,
+    all_names, answer, blocking, check_etag, done_operation, error_response, from_doc,
+    invalid_field, json_response, list_page, mask, new_operation_name, parse_body, split_verb,
+    store_status, to_doc, ApiState, Params, OPERATION_KIND, REVISION_KIND, SERVICE_KIND,
 };
+use crate::auth::Caller;
 use crate::condition::{types, Condition, ConditionState};
 use crate::defaults::apply_service_defaults;
+use crate::json::to_value;
 use crate::names::{validate_service_id, ServiceName};
 use crate::naming::{new_uid, revision_id_for_template};
 use crate::operation::Operation;
@@ -83,19 +87,21 @@ pub(crate) async fn create(
 
 pub(crate) async fn get(
     State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
     Path((project, location, service)): Path<(String, String, String)>,
     query: Q,
 ) -> Response {
-    let params = match Params::from_query(query) {
-        Ok(p) => p,
-        Err(e) => return error_response(&e, Default::default()),
-    };
-    let result = blocking(move || {
-        let name = service_name(&state, &project, &location, &service)?;
-        Ok(read_service(&state, &name)?.0)
+    let caller = caller_of(caller);
+    answer(query, move |params| {
+        let (id, verb) = split_verb(&service);
+        let name = service_name(&state, &project, &location, id)?;
+        if verb.is_some() {
+            let target = service_target(&name);
+            return custom_method(&state, &target, verb, true, &caller, &params, &[]);
+        }
+        Ok(to_value(&read_service(&state, &name)?.0, params.encoding()))
     })
-    .await;
-    json_response(result, params.encoding())
+    .await
 }
 
 pub(crate) async fn list(
@@ -169,6 +175,33 @@ pub(crate) async fn delete(
     })
     .await;
     json_response(result, encoding)
+}
+
+/// `POST .../services/{service}:verb`: the IAM verbs.
+pub(crate) async fn post(
+    State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
+    Path((project, location, service)): Path<(String, String, String)>,
+    query: Q,
+    body: Bytes,
+) -> Response {
+    let caller = caller_of(caller);
+    answer(query, move |params| {
+        let (id, verb) = split_verb(&service);
+        let target = service_target(&service_name(&state, &project, &location, id)?);
+        custom_method(&state, &target, verb, false, &caller, &params, &body)
+    })
+    .await
+}
+
+/// A service as the target of the IAM verbs.
+fn service_target(name: &ServiceName) -> Target {
+    Target::resource(
+        SERVICE_KIND,
+        name.to_string(),
+        &name.project,
+        service_not_found(name),
+    )
 }
 
 /// The service a path names. A `:verb` custom method (`:getIamPolicy`...) is not
@@ -568,6 +601,7 @@ pub fn delete_service(
             .into_iter()
             .map(|n| Op::delete(REVISION_KIND, n, Precondition::Exists)),
     );
+    ops.push(delete_policy_op(state, &key)?);
     ops.push(Op::put(
         OPERATION_KIND,
         op_name,
@@ -577,7 +611,7 @@ pub fn delete_service(
     state
         .store
         .transact(ops)
-        .map_err(|e| commit_status(e, name))?;
+        .map_err(|e| policy_race(&e, &key).unwrap_or_else(|| commit_status(e, name)))?;
     state.poke();
     Ok(operation)
 }

@@ -1,0 +1,734 @@
+//! Authentication and authorization of every route, when [`ApiState::auth`] is set.
+//!
+//! A request needs `Authorization: Bearer TOKEN`, which the [`Authenticator`] turns into
+//! a [`Caller`]:
+//!
+//! - no token: 401 `UNAUTHENTICATED`, "Request is missing required authentication
+//!   credential...", with `WWW-Authenticate: Bearer realm="homerun"`;
+//! - a token the authenticator refuses: 401 `UNAUTHENTICATED`, "Request had invalid
+//!   authentication credentials..." and its reason;
+//! - [`Caller::Admin`] may do everything;
+//! - a [`Caller::Member`] needs the route's permission ([`need`]: `run.services.get`
+//!   for `GET .../services/{s}`...) under the union of the project's policy and the
+//!   resource's own (a service's or job's, also for their revisions, executions and
+//!   tasks; a secret's); without it, 403 `PERMISSION_DENIED` "Permission 'P' denied on
+//!   resource 'R' (or it may not exist)." before anything is read, so a denial tells
+//!   nothing of the resource. `:testIamPermissions` needs no permission (it answers with
+//!   the caller's own). A path the table does not know is a 404 for members.
+//!
+//! The caller is put in the request's extensions for the handlers (`testIamPermissions`);
+//! without authentication there is none, and handlers take the caller as the admin.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::{blocking, error_response, split_verb, store_status, ApiState};
+use crate::auth::{AuthFailure, Authenticator, Caller};
+use crate::iam::load_policy;
+use crate::json::EnumEncoding;
+use crate::status::{Code, ErrorInfo, Status};
+
+/// The message of a request without credentials (Google's).
+pub const MISSING_CREDENTIALS: &str = "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.";
+/// The start of the message of a request with bad credentials (Google's).
+pub const INVALID_CREDENTIALS: &str = "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.";
+/// The `WWW-Authenticate` of a 401.
+pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"homerun\"";
+
+/// What a request needs of a member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Not a path of the API: members get a 404 (the admin goes on to the router's).
+    Unknown,
+    /// Any authenticated caller.
+    Authenticated,
+    /// `permission` on `resource` (the name in the denial), under the union of
+    /// `policies` (the names of the policies that count, the project's first).
+    Permission {
+        permission: &'static str,
+        resource: String,
+        policies: Vec<String>,
+    },
+}
+
+/// `UNAUTHENTICATED`: no credentials.
+pub fn missing_credentials() -> Status {
+    Status::new(Code::Unauthenticated, MISSING_CREDENTIALS).with_detail(ErrorInfo {
+        reason: "CREDENTIALS_MISSING".into(),
+        domain: "googleapis.com".into(),
+        metadata: BTreeMap::from([("service".into(), "run.googleapis.com".into())]),
+    })
+}
+
+/// `UNAUTHENTICATED`: credentials the authenticator refused.
+pub fn invalid_credentials(failure: &AuthFailure) -> Status {
+    Status::new(
+        Code::Unauthenticated,
+        format!("{INVALID_CREDENTIALS} ({})", failure.message),
+    )
+}
+
+/// `PERMISSION_DENIED` in Cloud Run's words.
+pub fn permission_denied(permission: &str, resource: &str) -> Status {
+    let domain = match permission.split('.').next() {
+        Some("secretmanager") => "secretmanager.googleapis.com",
+        Some("resourcemanager") => "cloudresourcemanager.googleapis.com",
+        _ => "run.googleapis.com",
+    };
+    Status::new(
+        Code::PermissionDenied,
+        format!("Permission '{permission}' denied on resource '{resource}' (or it may not exist)."),
+    )
+    .with_detail(ErrorInfo {
+        reason: "IAM_PERMISSION_DENIED".into(),
+        domain: domain.into(),
+        metadata: BTreeMap::from([
+            ("permission".into(), permission.into()),
+            ("resource".into(), resource.into()),
+        ]),
+    })
+}
+
+/// The token of `Authorization: Bearer TOKEN` (the scheme in any case).
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
+}
+
+/// The middleware of [`super::router`]: see the module documentation.
+pub(crate) async fn require_auth(
+    State(state): State<ApiState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(auth) = state.auth.clone() else {
+        return next.run(request).await;
+    };
+    let token = bearer(request.headers());
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let checked = blocking(move || {
+        let caller = authenticate(auth.as_ref(), token.as_deref())?;
+        authorize(&state, &caller, &method, &path)?;
+        Ok(caller)
+    })
+    .await;
+    match checked {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(status) => {
+            let mut response = error_response(&status, EnumEncoding::Name);
+            if status.code() == Code::Unauthenticated {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(WWW_AUTHENTICATE),
+                );
+            }
+            response
+        }
+    }
+}
+
+fn authenticate(auth: &dyn Authenticator, token: Option<&str>) -> Result<Caller, Status> {
+    let token = token.ok_or_else(missing_credentials)?;
+    auth.authenticate(token).map_err(|failure| {
+        tracing::debug!(reason = %failure, "bearer token refused");
+        invalid_credentials(&failure)
+    })
+}
+
+/// Whether `caller` may make the request `method path` (see the module documentation).
+pub fn authorize(
+    state: &ApiState,
+    caller: &Caller,
+    method: &Method,
+    path: &str,
+) -> Result<(), Status> {
+    let Caller::Member(member) = caller else {
+        return Ok(());
+    };
+    match need(method, path) {
+        Need::Unknown => Err(Status::not_found(
+            "The requested URL was not found on this server.",
+        )),
+        Need::Authenticated => Ok(()),
+        Need::Permission {
+            permission,
+            resource,
+            policies,
+        } => {
+            let loaded = policies
+                .iter()
+                .map(|name| load_policy(state.store.as_ref(), name))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(store_status)?;
+            let refs: Vec<_> = loaded.iter().collect();
+            if crate::iam::policy_allows(&refs, member, permission) {
+                Ok(())
+            } else {
+                tracing::debug!(member, permission, resource, "permission denied");
+                Err(permission_denied(permission, &resource))
+            }
+        }
+    }
+}
+
+/// Decodes `%XX` escapes (as axum's `Path` does), leaving malformed ones as they are.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What [`pick`] chose: a permission on `resource`, counting the project's policy
+/// and, when given, the policy of `owner` (the service, job or secret the resource is
+/// or belongs to); or what else it needs.
+fn on(
+    choice: Option<Result<&'static str, Need>>,
+    project: &str,
+    resource: String,
+    owner: Option<String>,
+) -> Need {
+    match choice {
+        Some(Ok(permission)) => {
+            let mut policies = vec![format!("projects/{project}")];
+            policies.extend(owner);
+            Need::Permission {
+                permission,
+                resource,
+                policies,
+            }
+        }
+        Some(Err(need)) => need,
+        None => Need::Unknown,
+    }
+}
+
+/// The permission for `method` among `(method, verb, permission)` choices; the IAM
+/// verbs of a resource with its permission prefix (`run.services`) are added.
+fn pick(
+    method: &Method,
+    verb: Option<&str>,
+    prefix: Option<&str>,
+    choices: &[(Method, Option<&str>, &'static str)],
+) -> Option<Result<&'static str, Need>> {
+    if let (Some(prefix), Some(v)) = (prefix, verb) {
+        let get = *method == Method::GET || *method == Method::POST;
+        match v {
+            "getIamPolicy" if get => return Some(Ok(iam_permission(prefix, false))),
+            "setIamPolicy" if *method == Method::POST => {
+                return Some(Ok(iam_permission(prefix, true)))
+            }
+            "testIamPermissions" if *method == Method::POST => {
+                return Some(Err(Need::Authenticated))
+            }
+            _ => {}
+        }
+    }
+    choices
+        .iter()
+        .find(|(m, v, _)| m == method && *v == verb)
+        .map(|(_, _, p)| Ok(*p))
+}
+
+fn iam_permission(prefix: &str, set: bool) -> &'static str {
+    match (prefix, set) {
+        ("run.services", false) => "run.services.getIamPolicy",
+        ("run.services", true) => "run.services.setIamPolicy",
+        ("run.jobs", false) => "run.jobs.getIamPolicy",
+        ("run.jobs", true) => "run.jobs.setIamPolicy",
+        ("secretmanager.secrets", false) => "secretmanager.secrets.getIamPolicy",
+        ("secretmanager.secrets", true) => "secretmanager.secrets.setIamPolicy",
+        (_, false) => "resourcemanager.projects.getIamPolicy",
+        (_, true) => "resourcemanager.projects.setIamPolicy",
+    }
+}
+
+/// What a member needs for `method path`: the one table of the API's permissions.
+pub fn need(method: &Method, path: &str) -> Need {
+    let segments: Vec<String> = path
+        .strip_prefix('/')
+        .unwrap_or(path)
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    if segments.iter().any(String::is_empty) {
+        return Need::Unknown;
+    }
+    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match s.as_slice() {
+        ["v2", "projects", p, "locations", l, rest @ ..] => run_need(method, p, l, rest),
+        ["v1", "projects", p] => {
+            let (project, verb) = split_verb(p);
+            let choice = pick(method, verb, Some("resourcemanager.projects"), &[]);
+            on(choice, project, format!("projects/{project}"), None)
+        }
+        ["v1", "projects", p, "secrets", rest @ ..] => secret_need(method, p, rest),
+        _ => Need::Unknown,
+    }
+}
+
+fn run_need(method: &Method, p: &str, l: &str, rest: &[&str]) -> Need {
+    use Method as M;
+    let loc = format!("projects/{p}/locations/{l}");
+    // A service or job by id, `-` (any) being no resource of its own.
+    let owner = |coll: &str, id: &str| (id != "-").then(|| format!("{loc}/{coll}/{id}"));
+    let found = |choice, resource, owner| on(choice, p, resource, owner);
+    match rest {
+        ["services"] => found(
+            pick(
+                method,
+                None,
+                None,
+                &[
+                    (M::GET, None, "run.services.list"),
+                    (M::POST, None, "run.services.create"),
+                ],
+            ),
+            loc.clone(),
+            None,
+        ),
+        ["services", s] => {
+            let (id, verb) = split_verb(s);
+            found(
+                pick(
+                    method,
+                    verb,
+                    Some("run.services"),
+                    &[
+                        (M::GET, None, "run.services.get"),
+                        (M::PATCH, None, "run.services.update"),
+                        (M::DELETE, None, "run.services.delete"),
+                    ],
+                ),
+                format!("{loc}/services/{id}"),
+                owner("services", id),
+            )
+        }
+        ["services", s, "revisions"] => found(
+            pick(method, None, None, &[(M::GET, None, "run.revisions.list")]),
+            owner("services", s).unwrap_or_else(|| loc.clone()),
+            owner("services", s),
+        ),
+        ["services", s, "revisions", r] => found(
+            pick(
+                method,
+                None,
+                None,
+                &[
+                    (M::GET, None, "run.revisions.get"),
+                    (M::DELETE, None, "run.revisions.delete"),
+                ],
+            ),
+            format!("{loc}/services/{s}/revisions/{r}"),
+            owner("services", s),
+        ),
+        ["jobs"] => found(
+            pick(
+                method,
+                None,
+                None,
+                &[
+                    (M::GET, None, "run.jobs.list"),
+                    (M::POST, None, "run.jobs.create"),
+                ],
+            ),
+            loc.clone(),
+            None,
+        ),
+        ["jobs", j] => {
+            let (id, verb) = split_verb(j);
+            found(
+                pick(
+                    method,
+                    verb,
+                    Some("run.jobs"),
+                    &[
+                        (M::GET, None, "run.jobs.get"),
+                        (M::PATCH, None, "run.jobs.update"),
+                        (M::DELETE, None, "run.jobs.delete"),
+                        (M::POST, Some("run"), "run.jobs.run"),
+                    ],
+                ),
+                format!("{loc}/jobs/{id}"),
+                owner("jobs", id),
+            )
+        }
+        ["jobs", j, "executions"] => found(
+            pick(method, None, None, &[(M::GET, None, "run.executions.list")]),
+            owner("jobs", j).unwrap_or_else(|| loc.clone()),
+            owner("jobs", j),
+        ),
+        ["jobs", j, "executions", e] => {
+            let (id, verb) = split_verb(e);
+            found(
+                pick(
+                    method,
+                    verb,
+                    None,
+                    &[
+                        (M::GET, None, "run.executions.get"),
+                        (M::DELETE, None, "run.executions.delete"),
+                        (M::POST, Some("cancel"), "run.executions.cancel"),
+                    ],
+                ),
+                format!("{loc}/jobs/{j}/executions/{id}"),
+                owner("jobs", j),
+            )
+        }
+        ["jobs", j, "executions", e, "tasks"] => found(
+            pick(method, None, None, &[(M::GET, None, "run.tasks.list")]),
+            if *e == "-" {
+                owner("jobs", j).unwrap_or_else(|| loc.clone())
+            } else {
+                format!("{loc}/jobs/{j}/executions/{e}")
+            },
+            owner("jobs", j),
+        ),
+        ["jobs", j, "executions", e, "tasks", t] => found(
+            pick(method, None, None, &[(M::GET, None, "run.tasks.get")]),
+            format!("{loc}/jobs/{j}/executions/{e}/tasks/{t}"),
+            owner("jobs", j),
+        ),
+        ["operations"] => found(
+            pick(method, None, None, &[(M::GET, None, "run.operations.list")]),
+            loc.clone(),
+            None,
+        ),
+        ["operations", o] => {
+            let (id, verb) = split_verb(o);
+            found(
+                pick(
+                    method,
+                    verb,
+                    None,
+                    &[
+                        (M::GET, None, "run.operations.get"),
+                        (M::POST, Some("wait"), "run.operations.get"),
+                        (M::DELETE, None, "run.operations.delete"),
+                    ],
+                ),
+                format!("{loc}/operations/{id}"),
+                None,
+            )
+        }
+        _ => Need::Unknown,
+    }
+}
+
+fn secret_need(method: &Method, p: &str, rest: &[&str]) -> Need {
+    use Method as M;
+    let project = format!("projects/{p}");
+    let secret = |id: &str| format!("{project}/secrets/{id}");
+    let (choice, resource, owner) = match rest {
+        [] => (
+            pick(
+                method,
+                None,
+                None,
+                &[
+                    (M::GET, None, "secretmanager.secrets.list"),
+                    (M::POST, None, "secretmanager.secrets.create"),
+                ],
+            ),
+            project.clone(),
+            None,
+        ),
+        [s] => {
+            let (id, verb) = split_verb(s);
+            (
+                pick(
+                    method,
+                    verb,
+                    Some("secretmanager.secrets"),
+                    &[
+                        (M::GET, None, "secretmanager.secrets.get"),
+                        (M::DELETE, None, "secretmanager.secrets.delete"),
+                        (M::POST, Some("addVersion"), "secretmanager.versions.add"),
+                    ],
+                ),
+                secret(id),
+                Some(secret(id)),
+            )
+        }
+        [s, "versions"] => (
+            pick(
+                method,
+                None,
+                None,
+                &[(M::GET, None, "secretmanager.versions.list")],
+            ),
+            secret(s),
+            Some(secret(s)),
+        ),
+        [s, "versions", v] => {
+            let (id, verb) = split_verb(v);
+            (
+                pick(
+                    method,
+                    verb,
+                    None,
+                    &[
+                        (M::GET, None, "secretmanager.versions.get"),
+                        (M::POST, Some("enable"), "secretmanager.versions.enable"),
+                        (M::POST, Some("disable"), "secretmanager.versions.disable"),
+                        (M::POST, Some("destroy"), "secretmanager.versions.destroy"),
+                    ],
+                ),
+                format!("{}/versions/{id}", secret(s)),
+                Some(secret(s)),
+            )
+        }
+        _ => (None, String::new(), None),
+    };
+    on(choice, p, resource, owner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn permission(method: Method, path: &str) -> (&'static str, String, Vec<String>) {
+        match need(&method, path) {
+            Need::Permission {
+                permission,
+                resource,
+                policies,
+            } => (permission, resource, policies),
+            other => panic!("{method} {path}: {other:?}"),
+        }
+    }
+
+    const LOC: &str = "/v2/projects/p/locations/l";
+
+    #[test]
+    fn table() {
+        let cases = [
+            (
+                Method::GET,
+                format!("{LOC}/services"),
+                "run.services.list",
+                "projects/p/locations/l",
+                1,
+            ),
+            (
+                Method::POST,
+                format!("{LOC}/services"),
+                "run.services.create",
+                "projects/p/locations/l",
+                1,
+            ),
+            (
+                Method::GET,
+                format!("{LOC}/services/s"),
+                "run.services.get",
+                "projects/p/locations/l/services/s",
+                2,
+            ),
+            (
+                Method::PATCH,
+                format!("{LOC}/services/s"),
+                "run.services.update",
+                "projects/p/locations/l/services/s",
+                2,
+            ),
+            (
+                Method::DELETE,
+                format!("{LOC}/services/s"),
+                "run.services.delete",
+                "projects/p/locations/l/services/s",
+                2,
+            ),
+            (
+                Method::GET,
+                format!("{LOC}/services/s:getIamPolicy"),
+                "run.services.getIamPolicy",
+                "projects/p/locations/l/services/s",
+                2,
+            ),
+            (
+                Method::POST,
+                format!("{LOC}/services/s%3AsetIamPolicy"),
+                "run.services.setIamPolicy",
+                "projects/p/locations/l/services/s",
+                2,
+            ),
+            (
+                Method::GET,
+                format!("{LOC}/services/s/revisions"),
+                "run.revisions.list",
+                "projects/p/locations/l/services/s",
+                2,
+            ),
+            (
+                Method::GET,
+                format!("{LOC}/services/-/revisions"),
+                "run.revisions.list",
+                "projects/p/locations/l",
+                1,
+            ),
+            (
+                Method::DELETE,
+                format!("{LOC}/services/s/revisions/s-1"),
+                "run.revisions.delete",
+                "projects/p/locations/l/services/s/revisions/s-1",
+                2,
+            ),
+            (
+                Method::POST,
+                format!("{LOC}/jobs/j:run"),
+                "run.jobs.run",
+                "projects/p/locations/l/jobs/j",
+                2,
+            ),
+            (
+                Method::POST,
+                format!("{LOC}/jobs/j:setIamPolicy"),
+                "run.jobs.setIamPolicy",
+                "projects/p/locations/l/jobs/j",
+                2,
+            ),
+            (
+                Method::POST,
+                format!("{LOC}/jobs/j/executions/e:cancel"),
+                "run.executions.cancel",
+                "projects/p/locations/l/jobs/j/executions/e",
+                2,
+            ),
+            (
+                Method::GET,
+                format!("{LOC}/jobs/-/executions/-/tasks"),
+                "run.tasks.list",
+                "projects/p/locations/l",
+                1,
+            ),
+            (
+                Method::GET,
+                format!("{LOC}/jobs/j/executions/e/tasks/t"),
+                "run.tasks.get",
+                "projects/p/locations/l/jobs/j/executions/e/tasks/t",
+                2,
+            ),
+            (
+                Method::POST,
+                format!("{LOC}/operations/o:wait"),
+                "run.operations.get",
+                "projects/p/locations/l/operations/o",
+                1,
+            ),
+            (
+                Method::DELETE,
+                format!("{LOC}/operations/o"),
+                "run.operations.delete",
+                "projects/p/locations/l/operations/o",
+                1,
+            ),
+            (
+                Method::POST,
+                "/v1/projects/p:setIamPolicy".into(),
+                "resourcemanager.projects.setIamPolicy",
+                "projects/p",
+                1,
+            ),
+            (
+                Method::POST,
+                "/v1/projects/p:getIamPolicy".into(),
+                "resourcemanager.projects.getIamPolicy",
+                "projects/p",
+                1,
+            ),
+            (
+                Method::POST,
+                "/v1/projects/p/secrets".into(),
+                "secretmanager.secrets.create",
+                "projects/p",
+                1,
+            ),
+            (
+                Method::POST,
+                "/v1/projects/p/secrets/s:addVersion".into(),
+                "secretmanager.versions.add",
+                "projects/p/secrets/s",
+                2,
+            ),
+            (
+                Method::GET,
+                "/v1/projects/p/secrets/s/versions/latest".into(),
+                "secretmanager.versions.get",
+                "projects/p/secrets/s/versions/latest",
+                2,
+            ),
+            (
+                Method::POST,
+                "/v1/projects/p/secrets/s/versions/2:destroy".into(),
+                "secretmanager.versions.destroy",
+                "projects/p/secrets/s/versions/2",
+                2,
+            ),
+        ];
+        for (method, path, p, resource, policies) in cases {
+            let (got, r, pol) = permission(method.clone(), &path);
+            assert_eq!(
+                (got, r.as_str(), pol.len()),
+                (p, resource, policies),
+                "{method} {path}"
+            );
+            assert!(crate::iam::known_permission(got), "{got} is in no role");
+            assert_eq!(pol[0], "projects/p");
+        }
+        assert_eq!(
+            need(
+                &Method::POST,
+                &format!("{LOC}/services/s:testIamPermissions")
+            ),
+            Need::Authenticated
+        );
+        for (method, path) in [
+            (Method::PUT, format!("{LOC}/services/s")),
+            (Method::POST, format!("{LOC}/services/s:frobnicate")),
+            (
+                Method::GET,
+                "/v1/projects/p/secrets/s/versions/1:access".to_string(),
+            ),
+            (
+                Method::POST,
+                "/v1/projects/p/secrets/s/versions/1:access".to_string(),
+            ),
+            (
+                Method::GET,
+                "/v2/projects/p/locations/l/services/".to_string(),
+            ),
+            (Method::GET, "/healthz".to_string()),
+        ] {
+            assert_eq!(need(&method, &path), Need::Unknown, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(percent_decode("a%3Ab"), "a:b");
+        assert_eq!(percent_decode("a%3"), "a%3");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
+    }
+}
