@@ -11,16 +11,22 @@
 //! - the ingress container: port 8080 named `http1`, and the default TCP startup probe
 //!   (240 s timeout and period, one failure);
 //! - probes: timeout 1 s, period 10 s, failure threshold 3, the container's port,
-//!   HTTP path `/`.
+//!   HTTP path `/`;
+//! - `template.serviceAccount`: the project's default compute account
+//!   ([`crate::naming::default_service_account`]) when the service's name gives the
+//!   project.
 //!
 //! Jobs ([`apply_job_defaults`]): launch stage `GA`; `taskCount` 1 (`parallelism` 0
 //! stays: as many as the platform allows); `maxRetries` 3, task `timeout` 600 s; each
 //! container's limits cpu `"1"`, memory `"512Mi"` (no `cpuIdle`: a task has its CPU
-//! all along) and the probe defaults above. No port and no startup probe are added: a
-//! job's containers listen on nothing.
+//! all along) and the probe defaults above; the task template's `serviceAccount` as a
+//! service's. No port and no startup probe are added: a job's containers listen on
+//! nothing.
 
 use crate::job::{ExecutionTemplate, Job, TaskTemplate};
 use crate::k8s::{Container, ContainerPort, Probe, ResourceRequirements, TcpSocketAction};
+use crate::names::{JobName, ServiceName};
+use crate::naming::default_service_account;
 use crate::quantity::parse_cpu;
 use crate::service::{RevisionTemplate, Service, TrafficTarget, TrafficTargetAllocationType};
 use crate::vendor::{IngressTraffic, LaunchStage, RevisionScaling};
@@ -61,8 +67,19 @@ pub fn apply_service_defaults(service: &mut Service) {
     if service.launch_stage == LaunchStage::Unspecified {
         service.launch_stage = LaunchStage::Ga;
     }
-    apply_template_defaults(service.template.get_or_insert_with(Default::default));
+    let template = service.template.get_or_insert_with(Default::default);
+    apply_template_defaults(template);
+    if let Ok(name) = service.name.parse::<ServiceName>() {
+        apply_service_account_default(&mut template.service_account, &name.project);
+    }
     apply_traffic_defaults(&mut service.traffic);
+}
+
+/// An empty `serviceAccount` becomes the project's default compute account.
+pub fn apply_service_account_default(service_account: &mut String, project_id: &str) {
+    if service_account.is_empty() {
+        *service_account = default_service_account(project_id);
+    }
 }
 
 /// Traffic defaults: 100 % to the latest ready revision when empty; each target's type
@@ -113,7 +130,11 @@ pub fn apply_job_defaults(job: &mut Job) {
     if job.launch_stage == LaunchStage::Unspecified {
         job.launch_stage = LaunchStage::Ga;
     }
-    apply_execution_template_defaults(job.template.get_or_insert_with(Default::default));
+    let template = job.template.get_or_insert_with(Default::default);
+    apply_execution_template_defaults(template);
+    if let (Ok(name), Some(task)) = (job.name.parse::<JobName>(), template.template.as_mut()) {
+        apply_service_account_default(&mut task.service_account, &name.project);
+    }
 }
 
 /// An execution template's defaults: `taskCount` 1, and the task template's.

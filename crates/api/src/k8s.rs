@@ -61,7 +61,7 @@ pub struct ResourceRequirements {
     pub startup_cpu_boost: bool,
 }
 
-/// An environment variable: a literal value or (unsupported by homerun) a secret.
+/// An environment variable: a literal value or a secret's (`valueSource.secretKeyRef`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct EnvVar {
@@ -126,7 +126,7 @@ pub struct VolumeMount {
     pub mount_path: String,
 }
 
-/// A volume: exactly one of the sources. homerun supports `emptyDir` only.
+/// A volume: exactly one of the sources. homerun supports `emptyDir` and `secret`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Volume {

@@ -23,7 +23,10 @@
 //!   at most one port per container, named `http1` or `h2c`, 1 to 65535; `dependsOn`
 //!   names other containers, without cycles; an image; env names neither empty nor
 //!   containing `=` nor reserved (`PORT`, `K_SERVICE`, `K_REVISION`,
-//!   `K_CONFIGURATION`); no secrets (homerun has no Secret Manager);
+//!   `K_CONFIGURATION`); a value or a `valueSource.secretKeyRef`, whose `secret` is
+//!   `SECRET` or `projects/PROJECT/secrets/SECRET` and `version` a number, `latest`
+//!   or empty (`latest`). Whether the secret exists is not checked here: a revision
+//!   that cannot resolve it fails with `SECRETS_ACCESS_CHECK_FAILED`, as on Cloud Run;
 //! - CPU: 0.08 to 1 by thousandths, or 1, 2, 4, 6 or 8. Below 1 CPU: CPU only during
 //!   requests (`cpuIdle`), not the gen2 environment, memory at most 512Mi below 0.5 CPU
 //!   and 1Gi below 1. Memory: at least 128Mi (512Mi on gen2); per CPU at most
@@ -33,13 +36,19 @@
 //!   delay 0 to 240 s (startup) or 3600 s (liveness); period 1 to 240 s or 3600 s;
 //!   timeout 1 to 3600 s and not over the period; failure threshold at least 1; a port
 //!   when the container exposes none; an HTTP path starting with `/`;
-//! - volumes: named (unique DNS labels), exactly one source, `emptyDir` only (its
-//!   `sizeLimit` a memory quantity); mounts name a volume, at an absolute path without
+//! - volumes: named (unique DNS labels), exactly one source, `emptyDir` (its
+//!   `sizeLimit` a memory quantity) or `secret` (a secret as above; `items[].path`
+//!   relative, without `..`, each once; `items[].version` as an env's; `mode` and
+//!   `defaultMode` 0 to 0777; no items: one file named after the secret, its latest
+//!   version); no Cloud SQL; mounts name a volume, at an absolute path without
 //!   `:`, not `/` nor under `/dev`, `/proc`, `/sys`, once per container;
 //! - traffic: `LATEST` targets name no revision, `REVISION` targets name one of this
 //!   service's (`{service}-...`); percents 0 to 100 adding up to 100; tags unique
 //!   DNS labels starting with a letter, without `---`, and with the service id at most
 //!   46 characters together;
+//! - ingress `INGRESS_TRAFFIC_ALL`, `INGRESS_TRAFFIC_INTERNAL_ONLY` or
+//!   `INGRESS_TRAFFIC_NONE` (homerun has no load balancer); at most 100
+//!   `customAudiences`, none empty;
 //! - no GPU (`nodeSelector`).
 //!
 //! Jobs share the container, resource, volume, label and annotation rules (the same
@@ -54,12 +63,13 @@ use crate::defaults::{
 };
 use crate::defaults::{effective_task_count, MAX_MAX_RETRIES, MAX_TASK_COUNT, MAX_TASK_TIMEOUT};
 use crate::job::{ExecutionTemplate, Job, Overrides, TaskTemplate};
-use crate::k8s::{Container, EnvVar, Probe, Volume};
+use crate::k8s::{Container, EnvVar, Probe, SecretVolumeSource, Volume};
 use crate::names::{validate_revision_id, JobName, ServiceName};
 use crate::quantity::{format_cpu, format_memory, parse_cpu, parse_memory, GI, MI};
+use crate::secret::{parse_secret_ref, validate_version_ref};
 use crate::service::{RevisionTemplate, Service, TrafficTarget, TrafficTargetAllocationType};
 use crate::status::BadRequest;
-use crate::vendor::ExecutionEnvironment;
+use crate::vendor::{ExecutionEnvironment, IngressTraffic};
 use crate::wkt::Duration;
 
 /// The most containers an instance may have.
@@ -87,6 +97,10 @@ pub const RESERVED_JOB_ENV: [&str; 5] = [
 ];
 /// The longest a job's startup probe may take: failureThreshold x periodSeconds.
 pub const MAX_JOB_STARTUP_SECONDS: i64 = 600;
+/// The largest file mode of a secret volume's files: 0777.
+pub const MAX_FILE_MODE: i32 = 0o777;
+/// The most custom audiences a service may have.
+pub const MAX_CUSTOM_AUDIENCES: usize = 100;
 
 /// Validates a service as a request carries it (its `name` set: on create the API
 /// layer makes it of the parent and `serviceId`). Paths start with `service.`.
@@ -334,6 +348,23 @@ fn check_service(s: &Service, root: &str, out: &mut BadRequest) {
             );
         }
     }
+    if s.ingress == IngressTraffic::InternalLoadBalancer {
+        out.add(
+            join(root, "ingress"),
+            "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER is not supported: homerun has no load balancer (use INGRESS_TRAFFIC_ALL, INGRESS_TRAFFIC_INTERNAL_ONLY or INGRESS_TRAFFIC_NONE)",
+        );
+    }
+    if s.custom_audiences.len() > MAX_CUSTOM_AUDIENCES {
+        out.add(
+            join(root, "customAudiences"),
+            format!("at most {MAX_CUSTOM_AUDIENCES} custom audiences"),
+        );
+    }
+    for (i, a) in s.custom_audiences.iter().enumerate() {
+        if a.trim().is_empty() {
+            out.add(format!("{root}.customAudiences[{i}]"), "must not be empty");
+        }
+    }
     if let Some(sc) = &s.scaling {
         let p = join(root, "scaling");
         if sc.min_instance_count < 0 {
@@ -533,16 +564,13 @@ fn check_volumes(volumes: &[Volume], p: &str, out: &mut BadRequest) {
         match sources.iter().filter(|s| **s).count() {
             0 => out.add(
                 &vp,
-                "a volume needs exactly one source (homerun supports emptyDir)",
+                "a volume needs exactly one source (homerun supports emptyDir and secret)",
             ),
             1 => {}
             _ => out.add(&vp, "a volume has exactly one source"),
         }
-        if v.secret.is_some() {
-            out.add(
-                join(&vp, "secret"),
-                "secret volumes are not supported by homerun",
-            );
+        if let Some(s) = &v.secret {
+            check_secret_volume(s, &join(&vp, "secret"), out);
         }
         if v.cloud_sql_instance.is_some() {
             out.add(
@@ -791,7 +819,8 @@ fn check_container(
 }
 
 /// A container's (or a container override's) env under `p`: names given, without
-/// `=`, not reserved; values not too long; no secrets.
+/// `=`, not reserved; values not too long; a `valueSource` a `secretKeyRef` with a
+/// secret and a version (empty, `latest` or a number).
 fn check_env(env: &[EnvVar], p: &str, reserved: &[&str], out: &mut BadRequest) {
     for (i, e) in env.iter().enumerate() {
         let ep = format!("{p}.env[{i}]");
@@ -813,10 +842,69 @@ fn check_env(env: &[EnvVar], p: &str, reserved: &[&str], out: &mut BadRequest) {
         if e.value.is_some() && e.value_source.is_some() {
             out.add(&ep, "set value or valueSource, not both");
         }
-        if e.value_source.is_some() {
+        if let Some(source) = &e.value_source {
+            let sp = join(&ep, "valueSource.secretKeyRef");
+            match &source.secret_key_ref {
+                None => out.add(sp, "required"),
+                Some(r) => {
+                    check_secret_ref(&r.secret, &join(&sp, "secret"), out);
+                    if let Err(err) = validate_version_ref(&r.version) {
+                        out.add(join(&sp, "version"), err);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A template's secret reference: `SECRET` or `projects/PROJECT/secrets/SECRET`.
+fn check_secret_ref(secret: &str, path: &str, out: &mut BadRequest) {
+    if secret.is_empty() {
+        out.add(path, "required");
+    } else if let Err(e) = parse_secret_ref("-", secret) {
+        out.add(path, e);
+    }
+}
+
+/// A secret volume: its secret, and each item's path (relative, without `..`, once
+/// each), version and mode; modes within 0 to 0777.
+fn check_secret_volume(s: &SecretVolumeSource, p: &str, out: &mut BadRequest) {
+    check_secret_ref(&s.secret, &join(p, "secret"), out);
+    if !(0..=MAX_FILE_MODE).contains(&s.default_mode) {
+        out.add(
+            join(p, "defaultMode"),
+            format!("must be between 0 and 0777 (octal; {MAX_FILE_MODE} in decimal)"),
+        );
+    }
+    let mut paths = HashSet::new();
+    for (i, item) in s.items.iter().enumerate() {
+        let ip = format!("{p}.items[{i}]");
+        let path = item.path.as_str();
+        if path.is_empty() {
+            out.add(join(&ip, "path"), "required");
+        } else if path.starts_with('/') {
             out.add(
-                join(&ep, "valueSource"),
-                "secrets are not supported by homerun",
+                join(&ip, "path"),
+                "must be relative to the volume's mount path",
+            );
+        } else if path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            out.add(
+                join(&ip, "path"),
+                "must not hold '..', '.' or empty components",
+            );
+        } else if !paths.insert(path) {
+            out.add(join(&ip, "path"), format!("{path} is given twice"));
+        }
+        if let Err(e) = validate_version_ref(&item.version) {
+            out.add(join(&ip, "version"), e);
+        }
+        if !(0..=MAX_FILE_MODE).contains(&item.mode) {
+            out.add(
+                join(&ip, "mode"),
+                format!("must be between 0 and 0777 (octal; {MAX_FILE_MODE} in decimal)"),
             );
         }
     }

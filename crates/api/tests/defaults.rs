@@ -170,3 +170,24 @@ fn effective_values_without_defaults_applied() {
     assert_eq!(effective_max_instances(t), 100);
     assert_eq!(effective_timeout(t), Duration::from_secs(300));
 }
+
+#[test]
+fn the_service_account_defaults_to_the_projects_compute_account() {
+    let number = api::naming::project_number("my-project");
+    let v = defaulted(json!({
+        "name": "projects/my-project/locations/local/services/hello",
+        "template": {"containers": [{"image": "img"}]}
+    }));
+    assert_eq!(
+        v["template"]["serviceAccount"],
+        format!("{number}-compute@developer.gserviceaccount.com")
+    );
+    let v = defaulted(json!({
+        "name": "projects/my-project/locations/local/services/hello",
+        "template": {"serviceAccount": "runner@my-project.iam.gserviceaccount.com", "containers": [{"image": "img"}]}
+    }));
+    assert_eq!(
+        v["template"]["serviceAccount"],
+        "runner@my-project.iam.gserviceaccount.com"
+    );
+}

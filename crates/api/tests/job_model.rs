@@ -310,7 +310,8 @@ fn a_bare_job_gets_cloud_runs_defaults() {
                         "resources": {"limits": {"cpu": "1", "memory": "512Mi"}}
                     }],
                     "maxRetries": 3,
-                    "timeout": "600s"
+                    "timeout": "600s",
+                    "serviceAccount": api::naming::default_service_account("local")
                 }
             }
         })
@@ -516,22 +517,30 @@ fn job_containers_share_the_services_rules() {
         )),
         Vec::<String>::new()
     );
-    assert_violation(
-        &job_with(
+    // Secrets, as env and as volumes, are checked as for services.
+    assert_eq!(
+        fields(&job_with(
             json!({"env": [{"name": "S", "valueSource": {"secretKeyRef": {"secret": "s"}}}]}),
-            json!({}),
-            json!({}),
-        ),
-        &format!("{p}.env[0].valueSource"),
-    );
-    // Volumes: emptyDir only.
-    assert_violation(
-        &job_with(
-            json!({}),
             json!({"volumes": [{"name": "s", "secret": {"secret": "x"}}]}),
             json!({}),
+        )),
+        Vec::<String>::new()
+    );
+    assert_violation(
+        &job_with(
+            json!({"env": [{"name": "S", "valueSource": {"secretKeyRef": {"secret": "s", "version": "v1"}}}]}),
+            json!({}),
+            json!({}),
         ),
-        "job.template.template.volumes[0].secret",
+        &format!("{p}.env[0].valueSource.secretKeyRef.version"),
+    );
+    assert_violation(
+        &job_with(
+            json!({}),
+            json!({"volumes": [{"name": "s", "secret": {"secret": "x", "items": [{"path": "../x"}]}}]}),
+            json!({}),
+        ),
+        "job.template.template.volumes[0].secret.items[0].path",
     );
 }
 

@@ -479,15 +479,134 @@ fn image_env_and_working_dir() {
         &with_container(json!({"env": [{"value": "1"}]})),
         "service.template.containers[0].env[0].name",
     );
-    assert_violation(
-        &with_container(
-            json!({"env": [{"name": "S", "valueSource": {"secretKeyRef": {"secret": "s", "version": "latest"}}}]}),
-        ),
-        "service.template.containers[0].env[0].valueSource",
-    );
     assert_valid(&with_container(
         json!({"env": [{"name": "A", "value": ""}, {"name": "B"}]}),
     ));
+}
+
+#[test]
+fn secret_env() {
+    let env =
+        |source: Value| with_container(json!({"env": [{"name": "S", "valueSource": source}]}));
+    let p = "service.template.containers[0].env[0].valueSource.secretKeyRef";
+    for version in ["", "latest", "1", "12"] {
+        assert_valid(&env(
+            json!({"secretKeyRef": {"secret": "db-pass", "version": version}}),
+        ));
+    }
+    assert_valid(&env(json!({"secretKeyRef": {"secret": "db-pass"}})));
+    assert_valid(&env(
+        json!({"secretKeyRef": {"secret": "projects/other/secrets/DB_PASS", "version": "3"}}),
+    ));
+    assert_violation(&env(json!({})), p);
+    assert_violation(
+        &env(json!({"secretKeyRef": {"version": "1"}})),
+        &format!("{p}.secret"),
+    );
+    for bad in ["a.b", "projects/x/secrets", "projects/x/keys/y", "a/b"] {
+        assert_violation(
+            &env(json!({"secretKeyRef": {"secret": bad}})),
+            &format!("{p}.secret"),
+        );
+    }
+    for bad in ["0", "-1", "v1", "current"] {
+        let d = assert_violation(
+            &env(json!({"secretKeyRef": {"secret": "s", "version": bad}})),
+            &format!("{p}.version"),
+        );
+        assert!(d.contains("latest"), "{d}");
+    }
+    assert_violation(
+        &with_container(
+            json!({"env": [{"name": "S", "value": "x", "valueSource": {"secretKeyRef": {"secret": "s"}}}]}),
+        ),
+        "service.template.containers[0].env[0]",
+    );
+}
+
+#[test]
+fn secret_volumes() {
+    let t = |secret: Value| {
+        with_template(json!({
+            "volumes": [{"name": "creds", "secret": secret}],
+            "containers": [{"image": "x", "volumeMounts": [{"name": "creds", "mountPath": "/creds"}]}]
+        }))
+    };
+    let p = "service.template.volumes[0].secret";
+    assert_valid(&t(json!({"secret": "db-pass"})));
+    assert_valid(&t(json!({
+        "secret": "projects/p/secrets/tls",
+        "defaultMode": 0o444,
+        "items": [
+            {"path": "tls.crt", "version": "latest", "mode": 0o400},
+            {"path": "old/tls.crt", "version": "2"},
+            {"path": "any"}
+        ]
+    })));
+    assert_violation(&t(json!({})), &format!("{p}.secret"));
+    assert_violation(
+        &t(json!({"secret": "s", "defaultMode": 0o1000})),
+        &format!("{p}.defaultMode"),
+    );
+    assert_violation(
+        &t(json!({"secret": "s", "defaultMode": -1})),
+        &format!("{p}.defaultMode"),
+    );
+    assert_violation(
+        &t(json!({"secret": "s", "items": [{"path": "a", "mode": 512}]})),
+        &format!("{p}.items[0].mode"),
+    );
+    for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a"] {
+        assert_violation(
+            &t(json!({"secret": "s", "items": [{"path": bad}]})),
+            &format!("{p}.items[0].path"),
+        );
+    }
+    assert_violation(
+        &t(json!({"secret": "s", "items": [{"path": "a"}, {"path": "a", "version": "1"}]})),
+        &format!("{p}.items[1].path"),
+    );
+    assert_violation(
+        &t(json!({"secret": "s", "items": [{"path": "a", "version": "alias"}]})),
+        &format!("{p}.items[0].version"),
+    );
+}
+
+#[test]
+fn ingress_and_audiences() {
+    for ok in [
+        "INGRESS_TRAFFIC_ALL",
+        "INGRESS_TRAFFIC_INTERNAL_ONLY",
+        "INGRESS_TRAFFIC_NONE",
+    ] {
+        assert_valid(&service(
+            json!({"ingress": ok, "template": {"containers": [{"image": "x"}]}}),
+        ));
+    }
+    let d = assert_violation(
+        &service(json!({
+            "ingress": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+            "template": {"containers": [{"image": "x"}]}
+        })),
+        "service.ingress",
+    );
+    assert!(d.contains("no load balancer"), "{d}");
+    assert_valid(&service(json!({
+        "customAudiences": ["https://api.example.com", "my-audience"],
+        "template": {"containers": [{"image": "x"}]}
+    })));
+    assert_violation(
+        &service(json!({
+            "customAudiences": ["a", " "],
+            "template": {"containers": [{"image": "x"}]}
+        })),
+        "service.customAudiences[1]",
+    );
+    let many: Vec<String> = (0..101).map(|i| format!("aud-{i}")).collect();
+    assert_violation(
+        &service(json!({"customAudiences": many, "template": {"containers": [{"image": "x"}]}})),
+        "service.customAudiences",
+    );
 }
 
 #[test]
@@ -536,10 +655,10 @@ fn volumes_and_mounts() {
         ),
         "service.template.containers[0].volumeMounts[1].mountPath",
     );
-    assert_violation(
-        &t(json!([{"name": "s", "secret": {"secret": "x"}}]), json!([])),
-        "service.template.volumes[0].secret",
-    );
+    assert_valid(&t(
+        json!([{"name": "s", "secret": {"secret": "x"}}]),
+        json!([]),
+    ));
     assert_violation(
         &t(
             json!([{"name": "s", "cloudSqlInstance": {"instances": ["p:r:i"]}}]),
