@@ -30,10 +30,12 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled docker-registry 
     systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 
-# Google's official Python client, for the acceptance test crates/homerun/tests/python_client.rs.
-if ! python3 -c "import google.cloud.run_v2" >/dev/null 2>&1; then
-    echo "setup.sh: installing google-cloud-run (pip)"
-    python3 -m pip install --quiet google-cloud-run
+# Google's official Python client, for the acceptance test crates/homerun/tests/python_client.rs,
+# and PyJWT (with its RS256 backend, cryptography), which verifies homerun's ID tokens there
+# and which google-auth needs to verify a token against a JWKS.
+if ! python3 -c "import google.cloud.run_v2, jwt, cryptography" >/dev/null 2>&1; then
+    echo "setup.sh: installing google-cloud-run and pyjwt (pip)"
+    python3 -m pip install --quiet google-cloud-run "pyjwt[crypto]"
 fi
 
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"

@@ -1,10 +1,13 @@
 //! The acceptance test by Google's own client: `tests/python/cloud_run_client.py` drives
 //! `homerun up` with `google.cloud.run_v2` (pip package `google-cloud-run`) over REST:
 //! create, serve through the ingress, a new revision, list revisions, a 50/50 split,
-//! delete. `tests/python/cloud_run_jobs.py` does the same for jobs (`JobsClient`,
-//! `ExecutionsClient`, `TasksClient`) with the probe in job mode: create, run (a retry),
-//! list executions and tasks, run with overrides, a failing run, cancel, delete. The
-//! platform must then stop cleanly and leave nothing behind.
+//! delete; with the admin token as its credential (an anonymous one and a wrong token get
+//! a 401), the service private until its own `set_iam_policy` makes it public, and an ID
+//! token from IAM Credentials' `generateIdToken` verified by PyJWT and by google-auth
+//! against homerun's JWKS. `tests/python/cloud_run_jobs.py` does the same for
+//! jobs (`JobsClient`, `ExecutionsClient`, `TasksClient`) with the probe in job mode:
+//! create, run (a retry), list executions and tasks, run with overrides, a failing run,
+//! cancel, delete. The platform must then stop cleanly and leave nothing behind.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -21,16 +24,21 @@ const JOBS_NET: u8 = 199;
 /// The script is killed past this.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
-/// Whether `python3` can import the client. In CI its absence fails the test; elsewhere
-/// the test is skipped with a `SKIPPED:` line.
+/// What the scripts import beyond the standard library: Google's client (pip package
+/// `google-cloud-run`, which brings google-auth) and PyJWT with its RS256 backend (`pyjwt`
+/// and `cryptography`; google-auth also needs PyJWT to verify a token against a JWKS).
+const PYTHON_MODULES: &str = "google.cloud.run_v2, jwt, cryptography";
+
+/// Whether `python3` can import [`PYTHON_MODULES`]. In CI their absence fails the test;
+/// elsewhere the test is skipped with a `SKIPPED:` line.
 fn python_client() -> bool {
     let out = Command::new("python3")
-        .args(["-c", "import google.cloud.run_v2"])
+        .args(["-c", &format!("import {PYTHON_MODULES}")])
         .output();
     let why = match out {
         Ok(o) if o.status.success() => return true,
         Ok(o) => format!(
-            "python3 cannot import google.cloud.run_v2: {}",
+            "python3 cannot import {PYTHON_MODULES}: {}",
             String::from_utf8_lossy(&o.stderr).trim()
         ),
         Err(e) => format!("python3 does not run: {e}"),
@@ -42,7 +50,7 @@ fn python_client() -> bool {
     use std::io::Write;
     let _ = writeln!(
         std::io::stderr(),
-        "SKIPPED: {why}; run scripts/setup.sh (python3 -m pip install google-cloud-run)"
+        "SKIPPED: {why}; run scripts/setup.sh (python3 -m pip install google-cloud-run pyjwt[crypto])"
     );
     false
 }
@@ -75,9 +83,9 @@ fn google_cloud_run_python_client_jobs() {
 }
 
 /// Runs `tests/python/{script}` against a `homerun up` of its own on subnet `net`, with
-/// `HOMERUN_API`, `HOMERUN_INGRESS`, `HOMERUN_IMAGE` (the probe), `HOMERUN_PROJECT`,
-/// `HOMERUN_REGION` and `vars` in its environment; it must exit 0, and the platform must
-/// then stop cleanly and leave nothing behind.
+/// `HOMERUN_API`, `HOMERUN_INGRESS`, `HOMERUN_TOKEN` (the admin token), `HOMERUN_IMAGE`
+/// (the probe), `HOMERUN_PROJECT`, `HOMERUN_REGION` and `vars` in its environment; it must
+/// exit 0, and the platform must then stop cleanly and leave nothing behind.
 fn run_script(script: &str, net: u8, vars: &[(&str, &str)]) {
     if !testkit::require(&["runc", "ip", "iptables"], true) || !python_client() {
         return;
@@ -85,6 +93,13 @@ fn run_script(script: &str, net: u8, vars: &[(&str, &str)]) {
     let cat = testkit::catalogue().expect("the test images");
     let image = format!("oci:{}", cat.image("probe").path.display());
     let mut platform = Platform::start(env!("CARGO_BIN_EXE_homerun"), net, FAST_SCALING);
+    let token = platform.admin_token();
+    assert!(
+        !token.is_empty(),
+        "homerun up wrote no admin token to {}:\n{}",
+        platform.data.path().join("admin-token").display(),
+        platform.logs()
+    );
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
@@ -93,6 +108,7 @@ fn run_script(script: &str, net: u8, vars: &[(&str, &str)]) {
     cmd.arg(&script)
         .env("HOMERUN_API", platform.api.to_string())
         .env("HOMERUN_INGRESS", platform.ingress.to_string())
+        .env("HOMERUN_TOKEN", &token)
         .env("HOMERUN_IMAGE", &image)
         .env("HOMERUN_PROJECT", &platform.project)
         .env("HOMERUN_REGION", "local")

@@ -2,11 +2,14 @@
 """homerun's Jobs API driven by Google's official Python client.
 
 `google.cloud.run_v2` (pip package `google-cloud-run`) JobsClient, ExecutionsClient and
-TasksClient over REST, with anonymous credentials, against a running `homerun up`, the
-probe's image in job mode:
+TasksClient over REST, with the admin token as a token credential
+(`google.oauth2.credentials.Credentials`), against a running `homerun up`, the probe's
+image in job mode:
 
   create a job of 3 tasks, parallelism 2, maxRetries 2, task 1 failing its first
-  attempt (PROBE_FAIL_INDEXES=1), and wait on its operation; run it and wait on the
+  attempt (PROBE_FAIL_INDEXES=1), and wait on its operation; its IAM policy
+  (get_iam_policy: no bindings, an etag) and test_iam_permissions (the admin holds all
+  the permissions asked for); run it and wait on the
   operation's result, the Execution: 3 succeeded, 1 retried; list its executions (1)
   and tasks (3, task 1 retried once); run it again with overrides (task_count 1, an env
   var for the container) and see the execution's task count and the variable in the
@@ -23,6 +26,7 @@ last Admin API exchanges, and the exit status is 1.
 
 Environment (set by crates/homerun/tests/python_client.rs):
   HOMERUN_API      the Admin API address, host:port (required)
+  HOMERUN_TOKEN    the admin token (required)
   HOMERUN_IMAGE    the probe's image reference (required)
   HOMERUN_PROJECT  the project (default: local)
   HOMERUN_REGION   the location (default: local)
@@ -40,8 +44,9 @@ import urllib.parse
 
 try:
     from google.api_core import exceptions
-    from google.auth.credentials import AnonymousCredentials
     from google.cloud import run_v2
+    from google.iam.v1 import iam_policy_pb2
+    from google.oauth2.credentials import Credentials
 except ImportError as e:
     print(f"[python client] FAILED: {e} (python3 -m pip install google-cloud-run)", flush=True)
     sys.exit(2)
@@ -52,6 +57,15 @@ PATIENCE = 120.0
 Overrides = run_v2.RunJobRequest.Overrides
 ContainerOverride = run_v2.RunJobRequest.Overrides.ContainerOverride
 SUCCEEDED = run_v2.Condition.State.CONDITION_SUCCEEDED
+# What test_iam_permissions asks for on the job.
+PERMISSIONS = [
+    "run.jobs.get",
+    "run.jobs.run",
+    "run.jobs.runWithOverrides",
+    "run.jobs.getIamPolicy",
+    "run.jobs.setIamPolicy",
+    "run.executions.cancel",
+]
 
 
 class Failure(Exception):
@@ -176,7 +190,7 @@ def env_vars(pairs):
     return [run_v2.EnvVar(name=k, value=v) for k, v in pairs]
 
 
-def task_logs(api, execution, index, attempt):
+def task_logs(api, token, execution, index, attempt):
     """One attempt's log lines, from homerun's own logs endpoint (not part of Cloud Run's
     API: Cloud Run keeps them in Cloud Logging)."""
     path = (
@@ -186,7 +200,7 @@ def task_logs(api, execution, index, attempt):
     address, _, port = api.rpartition(":")
     conn = http.client.HTTPConnection(address, int(port), timeout=PATIENCE)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
         response = conn.getresponse()
         body = response.read()
     finally:
@@ -217,6 +231,7 @@ def completed(resource):
 
 def main(exchanges):
     api = env("HOMERUN_API")
+    token = env("HOMERUN_TOKEN")
     image = env("HOMERUN_IMAGE")
     project = env("HOMERUN_PROJECT", "local")
     region = env("HOMERUN_REGION", "local")
@@ -226,7 +241,7 @@ def main(exchanges):
 
     options = {
         "transport": "rest",
-        "credentials": AnonymousCredentials(),
+        "credentials": Credentials(token=token),
         "client_options": {"api_endpoint": f"http://{api}"},
     }
     jobs = run_v2.JobsClient(**options)
@@ -264,6 +279,19 @@ def main(exchanges):
     check(job.generation == 1, f"the created job's generation is {job.generation}")
     check(job.terminal_condition.state == SUCCEEDED, f"create_job: {job.terminal_condition}")
     check(job.template.task_count == 3, f"create_job: task_count {job.template.task_count}")
+
+    # Its IAM policy, and what the admin may do with it.
+    policy = jobs.get_iam_policy(request=iam_policy_pb2.GetIamPolicyRequest(resource=name))
+    check(policy.etag, f"get_iam_policy returned no etag: {policy}")
+    check(not policy.bindings, f"a new job's policy has bindings: {policy}")
+    held = jobs.test_iam_permissions(
+        request=iam_policy_pb2.TestIamPermissionsRequest(resource=name, permissions=PERMISSIONS)
+    )
+    check(
+        sorted(held.permissions) == sorted(PERMISSIONS),
+        f"test_iam_permissions as the admin: {list(held.permissions)}, not {PERMISSIONS}",
+    )
+    say(f"get_iam_policy: no bindings; test_iam_permissions: all {len(PERMISSIONS)} held")
 
     # Run: three tasks, task 1 retried once.
     say("run_job")
@@ -348,7 +376,7 @@ def main(exchanges):
         got.get("PYJOB") == "override" and got.get("PROBE_FAIL_INDEXES") == "1",
         f"run_job (overrides): the execution's template env is {got}",
     )
-    seen = probe_env(task_logs(api, second, 0, 0), "run_job (overrides)")
+    seen = probe_env(task_logs(api, token, second, 0, 0), "run_job (overrides)")
     check(
         seen.get("PYJOB") == "override",
         f"run_job (overrides): the task saw PYJOB={seen.get('PYJOB')!r}",
