@@ -18,7 +18,11 @@
 //! (`...WithOverrides`) running and cancelling jobs; `roles/secretmanager.admin` all of
 //! `secretmanager.*`; `roles/secretmanager.secretAccessor` a version's value
 //! (`secretmanager.versions.access`) and the versions' metadata;
-//! `roles/secretmanager.viewer` secrets' metadata.
+//! `roles/secretmanager.viewer` secrets' metadata; `roles/iam.serviceAccountUser`
+//! `iam.serviceAccounts.actAs` (owner and editor too); `roles/iam.serviceAccountTokenCreator`
+//! a service account's tokens (`iam.serviceAccounts.getAccessToken`,
+//! `getOpenIdToken`...: not even owners hold these, as in IAM);
+//! `roles/iam.serviceAccountOpenIdTokenCreator` its ID tokens.
 //!
 //! Bindings with a `condition` are kept but grant nothing: homerun does not evaluate
 //! conditions, and a condition can only narrow a grant.
@@ -191,6 +195,15 @@ const PROJECT_READ: &[&str] = &[
     "resourcemanager.projects.getIamPolicy",
 ];
 const PROJECT_SET_IAM: &[&str] = &["resourcemanager.projects.setIamPolicy"];
+const SA_ACT_AS: &[&str] = &["iam.serviceAccounts.actAs"];
+const SA_ID_TOKEN: &[&str] = &["iam.serviceAccounts.getOpenIdToken"];
+const SA_TOKENS: &[&str] = &[
+    "iam.serviceAccounts.getAccessToken",
+    "iam.serviceAccounts.getOpenIdToken",
+    "iam.serviceAccounts.implicitDelegation",
+    "iam.serviceAccounts.signBlob",
+    "iam.serviceAccounts.signJwt",
+];
 
 /// Every role homerun knows, with the permission groups it grants: the one table.
 pub const ROLES: &[(&str, &[&[&str]])] = &[
@@ -206,6 +219,7 @@ pub const ROLES: &[(&str, &[&[&str]])] = &[
             SECRETS_ACCESS,
             PROJECT_READ,
             PROJECT_SET_IAM,
+            SA_ACT_AS,
         ],
     ),
     (
@@ -217,6 +231,7 @@ pub const ROLES: &[(&str, &[&[&str]])] = &[
             SECRETS_READ,
             SECRETS_WRITE,
             PROJECT_READ,
+            SA_ACT_AS,
         ],
     ),
     ("roles/viewer", &[RUN_READ, SECRETS_READ, PROJECT_READ]),
@@ -239,6 +254,9 @@ pub const ROLES: &[(&str, &[&[&str]])] = &[
         &[SECRETS_ACCESS, SECRET_VERSIONS_READ],
     ),
     ("roles/secretmanager.viewer", &[SECRETS_READ]),
+    ("roles/iam.serviceAccountUser", &[SA_ACT_AS]),
+    ("roles/iam.serviceAccountTokenCreator", &[SA_TOKENS]),
+    ("roles/iam.serviceAccountOpenIdTokenCreator", &[SA_ID_TOKEN]),
 ];
 
 fn role_groups(role: &str) -> Option<&'static [&'static [&'static str]]> {
@@ -614,6 +632,15 @@ mod tests {
             "secretmanager.versions.access"
         ));
         assert!(!role_grants("roles/nope", "run.services.get"));
+        assert!(role_grants(
+            "roles/iam.serviceAccountTokenCreator",
+            "iam.serviceAccounts.getAccessToken"
+        ));
+        assert!(!role_grants(
+            "roles/owner",
+            "iam.serviceAccounts.getAccessToken"
+        ));
+        assert!(validate_role("roles/iam.serviceAccountTokenCreator").is_ok());
         assert_eq!(
             roles_granting("run.routes.invoke"),
             [
