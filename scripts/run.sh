@@ -58,13 +58,19 @@ homerun_pid=$!
 # Stopped in this order by cleanup: homerun, then the registry.
 pids=("$homerun_pid" "$registry_pid")
 api=${HOMERUN_API_ADDR:-127.0.0.1:8090}
+data_dir=${HOMERUN_DATA_DIR:-/var/lib/homerun}
 for _ in $(seq 300); do
-    curl -fsS "http://$api/v2/projects/local/locations/local/services" >/dev/null 2>&1 && break
+    # The Admin API takes the admin token homerun writes to its data directory.
+    if [ -r "$data_dir/admin-token" ]; then
+        curl -fsS -H "Authorization: Bearer $(cat "$data_dir/admin-token")" \
+            "http://$api/v2/projects/local/locations/local/services" >/dev/null 2>&1 && break
+    fi
     kill -0 "$homerun_pid" 2>/dev/null || { echo "homerun up exited" >&2; exit 1; }
     sleep 0.1
 done
 
-"$homerun" deploy sample --image "$image"
+# Public, as `gcloud run deploy --allow-unauthenticated`: services are private otherwise.
+"$homerun" deploy sample --image "$image" --allow-unauthenticated
 port=${HOMERUN_INGRESS_ADDR:-0.0.0.0:8080}
 port=${port##*:}
 cat <<EOF
@@ -76,6 +82,10 @@ The sample service is up. Try:
   $homerun services list
   $homerun deploy sample --image $image --set-env-vars GREETING=hello   # a new revision
   $homerun revisions list
+  # A private service (403 without an ID token), and a service account allowed to call it:
+  $homerun deploy private --image $image
+  $homerun services add-iam-policy-binding private --member serviceAccount:me@local.iam.gserviceaccount.com --role roles/run.invoker
+  curl -H "Authorization: Bearer \$($homerun auth print-identity-token --impersonate-service-account me@local.iam.gserviceaccount.com --audiences http://private.localhost:$port)" http://private.localhost:$port/
 Instances start on the first request and stop when idle (about two minutes).
 Ctrl-C drains and stops homerun.
 EOF

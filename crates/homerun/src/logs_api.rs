@@ -2,22 +2,29 @@
 //! Logging, which homerun has not): `GET /homerun/v1/projects/{p}/locations/{l}/jobs/{j}/
 //! executions/{e}/logs?task=N&attempt=K` answers `{"entries": [...]}`, each entry an
 //! attempt's line with its `task` and `attempt`, in task, attempt and time order. Without
-//! `task` every task's, without `attempt` every attempt's.
+//! `task` every task's, without `attempt` every attempt's. Like the Admin API it takes a
+//! bearer token: the admin token, or a member holding `run.executions.get` on the project.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// Decides whether a request (its headers) may read the logs of `project`; the error is
+/// the answer (401 or 403). `homerun up` passes the Admin API's rule.
+pub type Authorize = Arc<dyn Fn(&HeaderMap, &str) -> Result<(), Response> + Send + Sync>;
+
 #[derive(Clone)]
 struct LogsState {
     logs_dir: PathBuf,
     region: String,
+    authorize: Authorize,
 }
 
 #[derive(Deserialize)]
@@ -26,13 +33,17 @@ struct LogsQuery {
     attempt: Option<u32>,
 }
 
-pub fn router(logs_dir: PathBuf, region: String) -> Router {
+pub fn router(logs_dir: PathBuf, region: String, authorize: Authorize) -> Router {
     Router::new()
         .route(
             "/homerun/v1/projects/{project}/locations/{location}/jobs/{job}/executions/{execution}/logs",
             get(logs),
         )
-        .with_state(LogsState { logs_dir, region })
+        .with_state(LogsState {
+            logs_dir,
+            region,
+            authorize,
+        })
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -51,7 +62,11 @@ async fn logs(
     State(state): State<LogsState>,
     UrlPath((project, location, job, execution)): UrlPath<(String, String, String, String)>,
     Query(q): Query<LogsQuery>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Err(refused) = (state.authorize)(&headers, &project) {
+        return refused;
+    }
     if location != state.region {
         return error(
             StatusCode::NOT_FOUND,

@@ -6,6 +6,12 @@
 //! process exits 0. After a kill -9 the next start removes what the old process left
 //! (containers, mounts, namespaces, cgroups) and the controller brings every service
 //! back.
+//!
+//! Identity and access (issue 7): the Admin API takes bearer tokens (the admin token
+//! written to `DATA_DIR/admin-token` at the first start, or a service account's access
+//! token); the router admits callers of private services by their ID tokens; the metadata
+//! server answers instances on the bridge gateway, port 80; the OpenID discovery document
+//! and JWKS are on the API's address. See the `identity` crate and `auth`.
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -65,6 +71,14 @@ pub struct UpArgs {
     /// any execution).
     #[arg(long, env = "HOMERUN_MAX_TASK_PARALLELISM", default_value_t = 100)]
     pub max_task_parallelism: u32,
+    /// The `iss` of the ID tokens homerun signs, where its discovery document is served
+    /// (`{issuer}/.well-known/openid-configuration`); by default `http://{api-addr}`.
+    #[arg(long, env = "HOMERUN_ISSUER")]
+    pub issuer: Option<String>,
+    /// Make a new ID-token signing key at this start (the previous one stays published
+    /// until tokens it signed have expired). Keys also rotate by themselves weekly.
+    #[arg(long)]
+    pub rotate_signing_key: bool,
     #[command(flatten)]
     pub scaling: ScalingArgs,
 }
@@ -146,6 +160,14 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
             .context("opening the platform's records")?,
     );
     let images = image::Store::open(data_dir).context("opening the image store")?;
+    let issuer = args
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", platform.api_addr));
+    let authority = Arc::new(
+        identity::Authority::open_at(data_dir, &issuer, identity::now(), args.rotate_signing_key)
+            .context("opening homerun's identity files")?,
+    );
     // Bind first: a port in use is refused before anything is set up.
     let ingress = TcpListener::bind(args.ingress_addr)
         .await
@@ -175,6 +197,31 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
             .with_context(|| format!("setting up the bridge {}", args.bridge))?,
     );
     let cgroups = Arc::new(Layout::detect().context("reading the host's cgroup layout")?);
+    // One book for both runtimes: the metadata server knows every instance by address.
+    let addresses = Arc::new(runtime::AddressBook::default());
+    let directory = {
+        let addresses = addresses.clone();
+        Arc::new(identity::Directory::new(move |ip| match ip {
+            std::net::IpAddr::V4(v4) => addresses.instance_at(v4),
+            std::net::IpAddr::V6(_) => None,
+        }))
+    };
+    let gateway = network.gateway();
+    // Instances reach the metadata server and the ingress (service to service) on the
+    // bridge's own address; the bridge exists now, so these can be bound.
+    let metadata_listener = TcpListener::bind((gateway, 80))
+        .await
+        .with_context(|| format!("listening on {gateway}:80 for the metadata server"))?;
+    let internal_ingress = if args.ingress_addr.ip().is_unspecified() {
+        // The ingress already listens on every address, the gateway's included.
+        None
+    } else {
+        Some(
+            TcpListener::bind((gateway, ingress_port))
+                .await
+                .with_context(|| format!("listening on {gateway}:{ingress_port} for instances"))?,
+        )
+    };
     let node_for = |kind: OciRuntime, name: &str| -> anyhow::Result<Node> {
         let state_dir = data_dir.join("instances").join(name);
         std::fs::create_dir_all(&state_dir)
@@ -186,6 +233,7 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
             state_dir,
             cgroups: cgroups.clone(),
             netpool: None,
+            addresses: addresses.clone(),
         })
     };
     let mut runc = node_for(OciRuntime::Runc, "runc")?;
@@ -211,22 +259,44 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
     }
 
     let sink = control::EventSink::default();
+    let tokens = crate::auth::Tokens(authority.clone());
+    let internal: router::InternalPeers = {
+        let directory = directory.clone();
+        Arc::new(move |ip| directory.is_instance(ip))
+    };
     let router = router::Router::new(
         router::RouterOptions {
             queue: router::QueueConfig {
                 min_wait: args.scaling.queue_wait,
                 ..Default::default()
             },
+            verifier: Some(Arc::new(tokens.clone())),
+            internal: Some(internal),
             ..Default::default()
         },
         Arc::new(sink.clone()),
     );
     let endpoint = api::Endpoint::new(&platform.project, &args.domain, ingress_port);
     let changed = Arc::new(Notify::new());
+    let sealer: Arc<dyn api::Sealer> = Arc::new(crate::auth::Seal(authority.clone()));
     let api_state = api::ApiState::new(records.clone(), &platform.region, endpoint.clone())
-        .with_changed(changed.clone());
+        .with_changed(changed.clone())
+        .with_auth(Arc::new(tokens))
+        .with_sealer(sealer.clone());
+    let identities = Arc::new(control::Identities {
+        directory: directory.clone(),
+        store: records.clone(),
+        sealer,
+        region: platform.region.clone(),
+        metadata_ip: gateway,
+    });
+    let credentials = crate::auth::credentials_router(
+        authority.clone(),
+        records.clone(),
+        platform.project.clone(),
+    );
     let controller = control::Controller::new(
-        records,
+        records.clone(),
         runc,
         runsc,
         router.clone(),
@@ -241,9 +311,13 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
                 ..Default::default()
             },
             grace: args.grace,
-            hosts: Vec::new(),
+            hosts: vec![(
+                gateway.to_string(),
+                vec!["metadata.google.internal".into(), "metadata".into()],
+            )],
             logs_dir: data_dir.join("logs"),
             max_task_parallelism: args.max_task_parallelism,
+            identities: Some(identities),
         },
     );
 
@@ -259,6 +333,21 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
         router::Scheme::Http,
         stopped(stop_rx.clone()),
     ));
+    let internal_task = internal_ingress.map(|listener| {
+        tokio::spawn(
+            router
+                .clone()
+                .serve(listener, router::Scheme::Http, stopped(stop_rx.clone())),
+        )
+    });
+    // Instances may ask for tokens until they are gone: it stops after the controller.
+    let (metadata_stop_tx, metadata_stop_rx) = watch::channel(false);
+    let metadata_task = tokio::spawn(identity::metadata::serve(
+        metadata_listener,
+        authority.clone(),
+        directory,
+        stopped(metadata_stop_rx),
+    ));
     let https_task = https.map(|(listener, tls)| {
         tokio::spawn(
             router
@@ -269,10 +358,14 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
     let api_task = tokio::spawn(
         axum::serve(
             api_listener,
-            api::router(api_state).merge(crate::logs_api::router(
-                data_dir.join("logs"),
-                platform.region.clone(),
-            )),
+            api::router(api_state)
+                .merge(crate::logs_api::router(
+                    data_dir.join("logs"),
+                    platform.region.clone(),
+                    crate::auth::logs_authorizer(authority.clone(), records),
+                ))
+                .merge(credentials)
+                .merge(identity::discovery_router(authority.clone())),
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()))
         .into_future(),
@@ -284,6 +377,10 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
     if let Some(addr) = args.https_addr {
         println!("HTTPS on {addr}");
     }
+    println!(
+        "admin token: {} (the CLI on this machine reads it); metadata server for instances at http://{gateway}:80",
+        authority.admin_token_path().display()
+    );
 
     wait_for_signal().await?;
     eprintln!("homerun: shutting down: draining requests and stopping instances");
@@ -293,9 +390,16 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
     if let Some(task) = https_task {
         task.await?.context("serving HTTPS")?;
     }
+    if let Some(task) = internal_task {
+        task.await?.context("serving the ingress to instances")?;
+    }
     let _ = retire_tx.send(true);
     controller_task.await?;
+    let _ = metadata_stop_tx.send(true);
     api_task.await?.context("serving the Admin API")?;
+    metadata_task
+        .await?
+        .context("serving the metadata server")?;
     netpool.close();
     drop(network);
     Network::setup(network_config)

@@ -461,6 +461,9 @@ fn a_schedule_starts_executions() {
         std::process::Command::new(env!("CARGO_BIN_EXE_homerun"))
             .arg("--api-addr")
             .arg(p.api.to_string())
+            // The CLI finds the admin token in the data directory, as on the same machine.
+            .arg("--data-dir")
+            .arg(p.data.path())
             .args(args)
             .output()
             .unwrap()

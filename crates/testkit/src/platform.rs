@@ -54,6 +54,17 @@ pub struct Platform {
     args: Vec<String>,
 }
 
+/// `service` with `invokerIamDisabled: true` unless it sets the field.
+fn public_unless_said(service: &Value) -> Value {
+    let mut service = service.clone();
+    if let Some(fields) = service.as_object_mut() {
+        fields
+            .entry("invokerIamDisabled")
+            .or_insert(Value::Bool(true));
+    }
+    service
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -256,12 +267,7 @@ impl Platform {
     /// Creates a service and waits for its operation; returns the finished operation.
     /// The service is public unless `service` sets `invokerIamDisabled` itself.
     pub fn create_service(&self, id: &str, service: &Value) -> Value {
-        let mut service = service.clone();
-        if let Some(fields) = service.as_object_mut() {
-            fields
-                .entry("invokerIamDisabled")
-                .or_insert(Value::Bool(true));
-        }
+        let service = public_unless_said(service);
         let (status, op) = self.call(
             "POST",
             &format!("{}/services?serviceId={id}", self.location()),
@@ -271,13 +277,17 @@ impl Platform {
         self.wait(&op)
     }
 
-    /// Patches a service (`mask` is the updateMask, empty for all) and waits.
+    /// Patches a service (`mask` is the updateMask, empty for all) and waits. A patch of
+    /// every field keeps the service public unless `service` says otherwise.
     pub fn update_service(&self, id: &str, mask: &str, service: &Value) -> Value {
         let mut path = format!("{}/services/{id}", self.location());
-        if !mask.is_empty() {
+        let service = if mask.is_empty() {
+            public_unless_said(service)
+        } else {
             path.push_str(&format!("?updateMask={mask}"));
-        }
-        let (status, op) = self.call("PATCH", &path, Some(service));
+            service.clone()
+        };
+        let (status, op) = self.call("PATCH", &path, Some(&service));
         assert_eq!(status, 200, "updating {id}: {op}");
         self.wait(&op)
     }
