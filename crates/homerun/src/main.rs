@@ -1,5 +1,6 @@
 //! The `homerun` binary: CLI verbs and platform wiring. Verbs appear here only once they work.
 
+mod auth;
 mod cli;
 mod images;
 mod logs_api;
@@ -24,6 +25,10 @@ struct Cli {
     data_dir: PathBuf,
     #[command(flatten)]
     platform: PlatformArgs,
+    /// The bearer token the CLI sends to the Admin API (by default, the admin token `up`
+    /// wrote to {data-dir}/admin-token).
+    #[arg(long, global = true, env = "HOMERUN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -101,6 +106,9 @@ fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => runtime.block_on(up::run(*args, &cli.platform, &cli.data_dir)),
         Command::Images(cmd) => runtime.block_on(images::run(cmd, &cli.data_dir)),
-        Command::AdminApi(cmd) => runtime.block_on(cli::run(cmd, &cli.platform)),
+        Command::AdminApi(cmd) => {
+            let credentials = cli::Credentials::new(cli.token, &cli.data_dir);
+            runtime.block_on(cli::run(cmd, &cli.platform, credentials))
+        }
     }
 }

@@ -14,7 +14,13 @@
 //! pass. The logs are served beside the API by homerun's own logs API
 //! (src/logs_api.rs), as `homerun up` serves them. That is enough for a test of the CLI
 //! alone; the real controller is tested with `homerun up` (tests/jobs.rs).
+//!
+//! The API and the logs authenticate as `homerun up`'s do (an `identity::Authority` in
+//! the test's data directory, whose admin token the CLI reads with `--data-dir`).
 
+#[path = "../src/auth.rs"]
+#[allow(dead_code)]
+mod auth;
 #[path = "../src/logs_api.rs"]
 mod logs_api;
 
@@ -46,6 +52,8 @@ struct Platform {
     stop: Arc<AtomicBool>,
     /// The attempts' logs.
     _logs: tempfile::TempDir,
+    /// The data directory: the admin token and the identity keys.
+    data: tempfile::TempDir,
 }
 
 impl Drop for Platform {
@@ -57,17 +65,33 @@ impl Drop for Platform {
 /// The API (and the logs) on 127.0.0.1, and the fake controller.
 fn platform() -> Platform {
     let store = Arc::new(MemStore::new());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let authority = Arc::new(
+        identity::Authority::open_at(
+            data.path(),
+            &format!("http://{addr}"),
+            identity::now(),
+            false,
+        )
+        .unwrap(),
+    );
     let state = api::ApiState::new(
         store.clone() as Arc<dyn Store>,
         "local",
         Endpoint::new("local", "localhost", 8080),
-    );
+    )
+    .with_auth(Arc::new(auth::Tokens(authority.clone())))
+    .with_sealer(Arc::new(auth::Seal(authority.clone())));
     let logs_dir = tempfile::tempdir().unwrap();
     let logs = logs_dir.path().to_path_buf();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let logs_router = logs_api::router(logs.clone(), "local".into());
+    let logs_router = logs_api::router(
+        logs.clone(),
+        "local".into(),
+        auth::logs_authorizer(authority, store.clone() as Arc<dyn Store>),
+    );
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -99,6 +123,7 @@ fn platform() -> Platform {
         store,
         stop,
         _logs: logs_dir,
+        data,
     }
 }
 
@@ -399,6 +424,8 @@ impl Platform {
         }
         cmd.arg("--api-addr")
             .arg(self.addr.to_string())
+            .arg("--data-dir")
+            .arg(self.data.path())
             .args(args)
             .stdin(std::process::Stdio::null())
             .output()
@@ -1205,14 +1232,9 @@ fn a_followed_execution_deleted_meanwhile_ends_the_wait() {
         "1",
     ]);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_homerun"))
-        .args([
-            "--api-addr",
-            &p.addr.to_string(),
-            "jobs",
-            "execute",
-            "slow",
-            "--wait",
-        ])
+        .args(["--api-addr", &p.addr.to_string(), "--data-dir"])
+        .arg(p.data.path())
+        .args(["jobs", "execute", "slow", "--wait"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -1231,7 +1253,11 @@ fn a_followed_execution_deleted_meanwhile_ends_the_wait() {
         assert!(Instant::now() < deadline, "no execution");
         std::thread::sleep(Duration::from_millis(20));
     };
-    // Seen running by the follower first.
+    // Running, and seen so by the follower first (however loaded the machine).
+    while p.execution(&id).is_none_or(|e| e.running_count == 0) {
+        assert!(Instant::now() < deadline, "execution {id} never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::thread::sleep(Duration::from_millis(1500));
     p.ok(&["executions", "delete", &id]);
     let out = child.wait_with_output().unwrap();
@@ -1245,4 +1271,113 @@ fn a_followed_execution_deleted_meanwhile_ends_the_wait() {
         stderr.contains(&format!("Execution [{id}] running: ")),
         "{stderr}"
     );
+}
+
+#[test]
+fn jobs_with_secrets_a_service_account_and_iam_policies() {
+    let p = platform();
+    let dir = tempfile::tempdir().unwrap();
+    let value = dir.path().join("value");
+    std::fs::write(&value, "the-token").unwrap();
+    p.ok(&[
+        "secrets",
+        "create",
+        "api-token",
+        "--data-file",
+        value.to_str().unwrap(),
+    ]);
+    let sa = "batch@local.iam.gserviceaccount.com";
+    p.ok(&[
+        "jobs",
+        "create",
+        "sync",
+        "--image",
+        "example/sync:1",
+        "--service-account",
+        sa,
+        "--set-env-vars",
+        "MODE=full",
+        "--set-secrets",
+        "TOKEN=api-token:1,/secrets/token=api-token:latest",
+    ]);
+    let job = p.job("sync");
+    let task = job.template.as_ref().unwrap().template.as_ref().unwrap();
+    assert_eq!(task.service_account, sa);
+    let c = &task.containers[0];
+    assert_eq!(c.env[0], api::EnvVar::new("MODE", "full"));
+    let r = c.env[1]
+        .value_source
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!((r.secret.as_str(), r.version.as_str()), ("api-token", "1"));
+    assert_eq!(c.volume_mounts[0].mount_path, "/secrets");
+    let v = task.volumes[0].secret.as_ref().unwrap();
+    assert_eq!(
+        (v.items[0].path.as_str(), v.items[0].version.as_str()),
+        ("token", "latest")
+    );
+    let out = p.ok(&["jobs", "describe", "sync"]);
+    let described = text(&out.stdout);
+    assert!(
+        described.contains("TOKEN=secret api-token:1")
+            && described.contains("/secrets/token=secret api-token:latest")
+            && !described.contains("the-token\n"),
+        "{described}"
+    );
+
+    // update changes the secrets it names, keeping the rest.
+    p.ok(&[
+        "jobs",
+        "update",
+        "sync",
+        "--remove-secrets",
+        "/secrets/token",
+        "--update-secrets",
+        "OTHER=api-token:latest",
+    ]);
+    let job = p.job("sync");
+    let task = job.template.as_ref().unwrap().template.as_ref().unwrap();
+    let names: Vec<&str> = task.containers[0]
+        .env
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(names, ["MODE", "TOKEN", "OTHER"]);
+    assert!(task.volumes.is_empty() && task.containers[0].volume_mounts.is_empty());
+    assert_eq!(task.service_account, sa, "kept");
+
+    // The job's IAM policy: who may run it.
+    let member = format!("serviceAccount:{sa}");
+    let out = p.ok(&[
+        "jobs",
+        "add-iam-policy-binding",
+        "sync",
+        "--member",
+        &member,
+        "--role",
+        "roles/run.invoker",
+        "--format",
+        "json",
+    ]);
+    let policy: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(policy["bindings"][0]["members"], json!([member]));
+    assert!(text(&out.stderr).contains("Updated IAM policy for job [sync]."));
+    let out = p.ok(&["jobs", "get-iam-policy", "sync", "--format", "json"]);
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(read, policy);
+    p.ok(&[
+        "jobs",
+        "remove-iam-policy-binding",
+        "sync",
+        "--member",
+        &member,
+        "--role",
+        "roles/run.invoker",
+    ]);
+    let out = p.ok(&["jobs", "get-iam-policy", "sync", "--format", "json"]);
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(read.get("bindings").is_none(), "{read}");
 }

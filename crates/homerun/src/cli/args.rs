@@ -3,6 +3,7 @@
 //! counts that may be `default`.
 
 use anyhow::{bail, Context};
+use clap::Args;
 
 use api::EnvVar;
 
@@ -32,42 +33,65 @@ pub fn parse_dict(value: &str, flag: &str) -> anyhow::Result<Vec<(String, String
 }
 
 /// The env var flags of a container (`--set-env-vars`, `--update-env-vars`,
-/// `--remove-env-vars`, `--clear-env-vars`), as given.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EnvFlags<'a> {
-    pub set: Option<&'a str>,
-    pub update: Option<&'a str>,
-    pub remove: Option<&'a str>,
-    pub clear: bool,
+/// `--remove-env-vars`, `--clear-env-vars`). They change `env` in gcloud's order: clear
+/// or set first, then removals, then updates (a name updated keeps its place, a new one
+/// is added). Only env vars with a value are theirs: those set from secrets are the
+/// secrets flags' (see [`super::secret_flags`], which applies both).
+#[derive(Args, Debug, Clone, Default)]
+pub struct EnvArgs {
+    /// KEY=VALUE,...: the env vars, replacing all others (but those from secrets).
+    #[arg(long, conflicts_with = "clear_env_vars")]
+    pub set_env_vars: Option<String>,
+    /// KEY=VALUE,...: env vars set or changed, the others kept.
+    #[arg(long, conflicts_with = "set_env_vars")]
+    pub update_env_vars: Option<String>,
+    /// KEY,...: env vars removed.
+    #[arg(long, conflicts_with = "set_env_vars")]
+    pub remove_env_vars: Option<String>,
+    /// Remove every env var (but those from secrets).
+    #[arg(long)]
+    pub clear_env_vars: bool,
 }
 
-impl EnvFlags<'_> {
-    /// Changes `env` as the flags say, in gcloud's order: clear or set first, then
-    /// removals, then updates (a name updated keeps its place, a new one is added).
-    pub fn apply(&self, env: &mut Vec<EnvVar>) -> anyhow::Result<()> {
-        if self.clear {
-            env.clear();
+impl EnvArgs {
+    /// The clearing and removals: `--clear-env-vars`, `--set-env-vars` (all the others
+    /// go), `--remove-env-vars`.
+    pub fn prune(&self, env: &mut Vec<EnvVar>) {
+        if self.clear_env_vars || self.set_env_vars.is_some() {
+            env.retain(is_secret_env);
         }
-        if let Some(set) = self.set {
-            *env = parse_dict(set, "--set-env-vars")?
-                .into_iter()
-                .map(|(k, v)| EnvVar::new(k, v))
-                .collect();
-        }
-        if let Some(remove) = self.remove {
+        if let Some(remove) = &self.remove_env_vars {
             let names = split_list(remove);
-            env.retain(|e| !names.contains(&e.name));
+            env.retain(|e| is_secret_env(e) || !names.contains(&e.name));
         }
-        if let Some(update) = self.update {
-            for (k, v) in parse_dict(update, "--update-env-vars")? {
-                match env.iter_mut().find(|e| e.name == k) {
-                    Some(e) => *e = EnvVar::new(k, v),
-                    None => env.push(EnvVar::new(k, v)),
-                }
+    }
+
+    /// The additions: `--set-env-vars`, then `--update-env-vars`. A name set from a
+    /// secret is refused (as gcloud does: one name, one kind).
+    pub fn add(&self, env: &mut Vec<EnvVar>) -> anyhow::Result<()> {
+        let mut changes = Vec::new();
+        if let Some(set) = &self.set_env_vars {
+            changes.extend(parse_dict(set, "--set-env-vars")?);
+        }
+        if let Some(update) = &self.update_env_vars {
+            changes.extend(parse_dict(update, "--update-env-vars")?);
+        }
+        for (k, v) in changes {
+            match env.iter_mut().find(|e| e.name == k) {
+                Some(e) if is_secret_env(e) => bail!(
+                    "env var [{k}] is set from a secret: remove it with --remove-secrets={k} to give it a value"
+                ),
+                Some(e) => *e = EnvVar::new(k, v),
+                None => env.push(EnvVar::new(k, v)),
             }
         }
         Ok(())
     }
+}
+
+/// Whether an env var takes its value from a secret (`valueSource`).
+pub fn is_secret_env(e: &EnvVar) -> bool {
+    e.value.is_none() && e.value_source.is_some()
 }
 
 /// A duration as gcloud's `--timeout` takes it: seconds (`300`), or with a unit

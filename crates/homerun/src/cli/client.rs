@@ -10,6 +10,7 @@ use anyhow::Context;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::credentials::Credentials;
 use crate::PlatformArgs;
 
 /// How long to wait for the API to accept a connection.
@@ -30,6 +31,8 @@ pub struct ApiError {
     pub message: String,
     /// `(field, description)` of every `google.rpc.BadRequest` field violation.
     pub violations: Vec<(String, String)>,
+    /// What the CLI adds (for a 401 or 403: where its token came from).
+    pub hint: Option<String>,
 }
 
 impl ApiError {
@@ -50,6 +53,7 @@ impl ApiError {
                 .unwrap_or_default()
                 .to_string(),
             violations: violations_of(error.get("details")),
+            hint: None,
         })
     }
 
@@ -69,11 +73,17 @@ impl ApiError {
             status: status.code().as_str().to_string(),
             message: status.message.clone(),
             violations,
+            hint: None,
         }
     }
 
     pub fn is_not_found(&self) -> bool {
         self.http_status == 404
+    }
+
+    /// A concurrent change won (an etag that no longer matches): 409 `ABORTED`.
+    pub fn is_aborted(&self) -> bool {
+        self.http_status == 409 && self.status == "ABORTED"
     }
 }
 
@@ -115,11 +125,29 @@ impl fmt::Display for ApiError {
         if !unnamed.is_empty() {
             write!(f, " ({})", unnamed.join("; "))?;
         }
+        if let Some(hint) = &self.hint {
+            write!(f, "{}", after_message(&self.message, hint))?;
+        }
         Ok(())
     }
 }
 
 impl std::error::Error for ApiError {}
+
+/// `hint` as it follows a message: a sentence of its own after a full stop, else after
+/// a colon.
+fn after_message(message: &str, hint: &str) -> String {
+    if message.ends_with('.') {
+        let mut chars = hint.chars();
+        let first: String = chars
+            .next()
+            .map(|c| c.to_uppercase().collect())
+            .unwrap_or_default();
+        format!(" {first}{}.", chars.as_str())
+    } else {
+        format!(": {hint}")
+    }
+}
 
 /// A resource as the API answered it (`what`: `job`, `execution`...).
 pub fn parse_resource<T: serde::de::DeserializeOwned>(
@@ -136,16 +164,23 @@ pub fn is_not_found(e: &anyhow::Error) -> bool {
         .is_some_and(ApiError::is_not_found)
 }
 
+/// Whether an error is the API saying 409 `ABORTED` (see [`ApiError::is_aborted`]).
+pub fn is_aborted(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<ApiError>()
+        .is_some_and(ApiError::is_aborted)
+}
+
 /// A client of one project and location of the Admin API.
 pub struct ApiClient {
     http: reqwest::Client,
     addr: SocketAddr,
+    pub credentials: Credentials,
     pub project: String,
     pub region: String,
 }
 
 impl ApiClient {
-    pub fn new(platform: &PlatformArgs) -> anyhow::Result<ApiClient> {
+    pub fn new(platform: &PlatformArgs, credentials: Credentials) -> anyhow::Result<ApiClient> {
         let http = reqwest::Client::builder()
             // The API is homerun's own: never through a proxy from the environment.
             .no_proxy()
@@ -155,6 +190,7 @@ impl ApiClient {
         Ok(ApiClient {
             http,
             addr: platform.api_addr,
+            credentials,
             project: platform.project.clone(),
             region: platform.region.clone(),
         })
@@ -191,6 +227,9 @@ impl ApiClient {
         }
         tracing::debug!(%method, %url, "API call");
         let mut request = self.http.request(method, &url).timeout(timeout);
+        if let Some(token) = self.credentials.token() {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -203,13 +242,17 @@ impl ApiClient {
             .await
             .map_err(|e| self.transport_error(e))?;
         if !status.is_success() {
+            let hint = self.credentials.hint(status.as_u16());
             return Err(match ApiError::from_http_body(status.as_u16(), &bytes) {
-                Some(e) => e.into(),
-                None => anyhow::anyhow!(
-                    "the homerun API at {} answered {status}: {}",
-                    self.addr,
-                    String::from_utf8_lossy(&bytes).trim()
-                ),
+                Some(e) => ApiError { hint, ..e }.into(),
+                None => {
+                    let hint = hint.map(|h| format!(": {h}")).unwrap_or_default();
+                    anyhow::anyhow!(
+                        "the homerun API at {} answered {status}: {}{hint}",
+                        self.addr,
+                        String::from_utf8_lossy(&bytes).trim()
+                    )
+                }
             });
         }
         serde_json::from_slice(&bytes)
@@ -470,6 +513,109 @@ impl ApiClient {
         }
     }
 
+    /// The IAM policy of a service, a job, a secret or a project.
+    pub async fn get_iam_policy(&self, resource: &IamResource) -> anyhow::Result<Value> {
+        match resource {
+            IamResource::Project(_) => {
+                let path = format!("{}:getIamPolicy", self.iam_path(resource));
+                self.post(&path, &[], &json!({})).await
+            }
+            _ => {
+                let path = format!("{}:getIamPolicy", self.iam_path(resource));
+                self.get(&path, &[]).await
+            }
+        }
+    }
+
+    /// `:setIamPolicy` (`policy` with the etag it was read with): the policy written.
+    pub async fn set_iam_policy(
+        &self,
+        resource: &IamResource,
+        policy: &Value,
+    ) -> anyhow::Result<Value> {
+        let path = format!("{}:setIamPolicy", self.iam_path(resource));
+        self.post(&path, &[], &json!({ "policy": policy })).await
+    }
+
+    fn iam_path(&self, resource: &IamResource) -> String {
+        match resource {
+            IamResource::Service(id) => self.service_path(id),
+            IamResource::Job(id) => self.job_path(id),
+            IamResource::Secret(id) => self.secret_path(id),
+            IamResource::Project(p) => format!("/v1/projects/{}", encode(p)),
+        }
+    }
+
+    /// `/v1/projects/{p}/secrets`.
+    fn secrets_path(&self) -> String {
+        format!("/v1/projects/{}/secrets", encode(&self.project))
+    }
+
+    /// A secret's path: its id in this project, or its full name.
+    fn secret_path(&self, secret: &str) -> String {
+        if secret.starts_with("projects/") {
+            format!("/v1/{}", encode(secret))
+        } else {
+            format!("{}/{}", self.secrets_path(), encode(secret))
+        }
+    }
+
+    /// `CreateSecret` (automatic replication, no version yet): the secret.
+    pub async fn create_secret(&self, secret_id: &str) -> anyhow::Result<Value> {
+        let body = json!({ "replication": { "automatic": {} } });
+        self.post(&self.secrets_path(), &[("secretId", secret_id)], &body)
+            .await
+    }
+
+    pub async fn list_secrets(&self) -> anyhow::Result<Vec<Value>> {
+        self.list_all(&self.secrets_path(), "secrets").await
+    }
+
+    /// The secret (never its value: there is none in a secret), or `None`.
+    pub async fn get_secret(&self, secret: &str) -> anyhow::Result<Option<Value>> {
+        self.get_opt(&self.secret_path(secret)).await
+    }
+
+    /// `DeleteSecret`, its versions with it.
+    pub async fn delete_secret(&self, secret: &str) -> anyhow::Result<Value> {
+        self.delete(&self.secret_path(secret)).await
+    }
+
+    /// `AddSecretVersion`: the version (without its value).
+    pub async fn add_secret_version(&self, secret: &str, data: &[u8]) -> anyhow::Result<Value> {
+        let path = format!("{}:addVersion", self.secret_path(secret));
+        let body = json!({ "payload": { "data": base64(data) } });
+        self.post(&path, &[], &body).await
+    }
+
+    pub async fn list_secret_versions(&self, secret: &str) -> anyhow::Result<Vec<Value>> {
+        let path = format!("{}/versions", self.secret_path(secret));
+        self.list_all(&path, "versions").await
+    }
+
+    fn service_account_path(email: &str) -> String {
+        format!("/v1/projects/-/serviceAccounts/{}", encode(email))
+    }
+
+    /// IAM Credentials' `generateIdToken` for a service account: the token.
+    pub async fn generate_id_token(&self, email: &str, audience: &str) -> anyhow::Result<String> {
+        let path = format!("{}:generateIdToken", Self::service_account_path(email));
+        let body = json!({ "audience": audience, "includeEmail": true });
+        let answer = self.post(&path, &[], &body).await?;
+        token_of(&answer, "token")
+    }
+
+    /// IAM Credentials' `generateAccessToken` for a service account: the token.
+    pub async fn generate_access_token(
+        &self,
+        email: &str,
+        scopes: &[String],
+    ) -> anyhow::Result<String> {
+        let path = format!("{}:generateAccessToken", Self::service_account_path(email));
+        let answer = self.post(&path, &[], &json!({ "scope": scopes })).await?;
+        token_of(&answer, "accessToken")
+    }
+
     /// `:wait` on an operation (its full name) for at most `timeout`: the operation as
     /// it then is, done or not.
     pub async fn wait_operation(&self, name: &str, timeout: Duration) -> anyhow::Result<Value> {
@@ -480,12 +626,68 @@ impl ApiClient {
     }
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters and `/` (names are
-/// paths).
+/// What an IAM policy is set on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IamResource {
+    /// A service of the client's project and region, by id.
+    Service(String),
+    /// A job of the client's project and region, by id.
+    Job(String),
+    /// A secret of the client's project, by id.
+    Secret(String),
+    /// A project, by id.
+    Project(String),
+}
+
+impl IamResource {
+    /// `service [hello]`, as messages name it.
+    pub fn describe(&self) -> String {
+        match self {
+            IamResource::Service(id) => format!("service [{id}]"),
+            IamResource::Job(id) => format!("job [{id}]"),
+            IamResource::Secret(id) => format!("secret [{id}]"),
+            IamResource::Project(p) => format!("project [{p}]"),
+        }
+    }
+}
+
+fn token_of(answer: &Value, key: &str) -> anyhow::Result<String> {
+    answer
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("the API answered with no {key}"))
+}
+
+/// Standard base64 with padding (proto3 JSON's `bytes`).
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, `/` (names are
+/// paths) and `@` (a path character: service accounts' emails stay as they are).
 fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b'@') {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -522,8 +724,32 @@ mod tests {
     }
 
     #[test]
+    fn hints_follow_the_message() {
+        let mut e = ApiError::from_http_body(
+            401,
+            br#"{"error": {"code": 401, "message": "Missing credential.", "status": "UNAUTHENTICATED"}}"#,
+        )
+        .unwrap();
+        e.hint = Some("no token: pass --token".into());
+        assert_eq!(e.to_string(), "Missing credential. No token: pass --token.");
+        e.message = "denied".into();
+        assert_eq!(e.to_string(), "denied: no token: pass --token");
+    }
+
+    #[test]
     fn encoding() {
         assert_eq!(encode("a b/c"), "a%20b/c");
         assert_eq!(encode("x=1&y"), "x%3D1%26y");
+        assert_eq!(encode("sa@p.iam"), "sa@p.iam");
+    }
+
+    #[test]
+    fn base64_of_bytes() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0xff, 0xfe, 0x00, 0x10]), "//4AEA==");
     }
 }

@@ -8,15 +8,18 @@ use anyhow::{anyhow, bail};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
+use api::iam::ALL_USERS;
 use api::{
-    Container, ContainerPort, EnumEncoding, ExecutionEnvironment, ResourceRequirements,
-    RevisionTemplate, Service, TrafficTarget, TrafficTargetAllocationType,
+    Container, ContainerPort, EnumEncoding, ExecutionEnvironment, IngressTraffic,
+    ResourceRequirements, RevisionTemplate, Service, TrafficTarget, TrafficTargetAllocationType,
 };
 
-use super::args::{parse_count, parse_duration_secs, split_list, EnvFlags};
+use super::args::{parse_count, parse_duration_secs, split_list, EnvArgs};
 use super::client::ApiClient;
+use super::iam::{self, INVOKER_ROLE};
 use super::operation::{follow, step};
 use super::output::OutputArgs;
+use super::secret_flags::{apply_env_and_secrets, SecretArgs};
 use super::view::{serving_revisions, short_name};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -30,6 +33,27 @@ impl From<ExecutionEnvironmentArg> for ExecutionEnvironment {
         match e {
             ExecutionEnvironmentArg::Gen1 => ExecutionEnvironment::Gen1,
             ExecutionEnvironmentArg::Gen2 => ExecutionEnvironment::Gen2,
+        }
+    }
+}
+
+/// `--ingress`: where requests may come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IngressArg {
+    /// From anywhere.
+    All,
+    /// From homerun's own instances only.
+    Internal,
+    /// From nowhere.
+    None,
+}
+
+impl From<IngressArg> for IngressTraffic {
+    fn from(i: IngressArg) -> Self {
+        match i {
+            IngressArg::All => IngressTraffic::All,
+            IngressArg::Internal => IngressTraffic::InternalOnly,
+            IngressArg::None => IngressTraffic::None,
         }
     }
 }
@@ -68,18 +92,8 @@ pub struct DeployArgs {
     /// The request timeout (300, 300s, 5m...).
     #[arg(long)]
     pub timeout: Option<String>,
-    /// KEY=VALUE,...: the env vars, replacing all others.
-    #[arg(long, conflicts_with = "clear_env_vars")]
-    pub set_env_vars: Option<String>,
-    /// KEY=VALUE,...: env vars set or changed, the others kept.
-    #[arg(long, conflicts_with = "set_env_vars")]
-    pub update_env_vars: Option<String>,
-    /// KEY,...: env vars removed.
-    #[arg(long, conflicts_with = "set_env_vars")]
-    pub remove_env_vars: Option<String>,
-    /// Remove every env var.
-    #[arg(long)]
-    pub clear_env_vars: bool,
+    #[command(flatten)]
+    pub env: EnvArgs,
     /// The entrypoint, comma-separated ("" for the image's).
     #[arg(long, allow_hyphen_values = true)]
     pub command: Option<String>,
@@ -101,9 +115,40 @@ pub struct DeployArgs {
     /// CPU always allocated, between requests too.
     #[arg(long, overrides_with = "cpu_throttling")]
     pub no_cpu_throttling: bool,
-    /// The service account the revision runs as.
+    /// The service account the revision runs as (its identity at the metadata server).
     #[arg(long)]
     pub service_account: Option<String>,
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+    /// Anyone may call the service: allUsers gets roles/run.invoker.
+    #[arg(long, overrides_with = "no_allow_unauthenticated")]
+    pub allow_unauthenticated: bool,
+    /// Only callers holding roles/run.invoker (allUsers loses it). A new service is
+    /// private unless --allow-unauthenticated.
+    #[arg(long, overrides_with = "allow_unauthenticated")]
+    pub no_allow_unauthenticated: bool,
+    /// Where requests may come from.
+    #[arg(long, value_enum)]
+    pub ingress: Option<IngressArg>,
+    /// Requests need a token of a principal holding roles/run.invoker (the default).
+    #[arg(long, overrides_with = "no_invoker_iam_check")]
+    pub invoker_iam_check: bool,
+    /// No invoker check: the service is public whatever its IAM policy says.
+    #[arg(long, overrides_with = "invoker_iam_check")]
+    pub no_invoker_iam_check: bool,
+    /// AUDIENCE,...: the audiences ID tokens may name besides the service's URLs,
+    /// replacing the others.
+    #[arg(long, conflicts_with_all = ["add_custom_audiences", "remove_custom_audiences", "clear_custom_audiences"])]
+    pub set_custom_audiences: Option<String>,
+    /// AUDIENCE,...: custom audiences added.
+    #[arg(long, conflicts_with = "clear_custom_audiences")]
+    pub add_custom_audiences: Option<String>,
+    /// AUDIENCE,...: custom audiences removed.
+    #[arg(long, conflicts_with = "clear_custom_audiences")]
+    pub remove_custom_audiences: Option<String>,
+    /// Remove every custom audience.
+    #[arg(long)]
+    pub clear_custom_audiences: bool,
     /// A traffic tag for the new revision (its own URL).
     #[arg(long)]
     pub tag: Option<String>,
@@ -169,13 +214,6 @@ fn apply_container_flags(c: &mut Container, args: &DeployArgs) -> anyhow::Result
     if let Some(throttling) = flag_pair(args.cpu_throttling, args.no_cpu_throttling) {
         resources(c).cpu_idle = throttling;
     }
-    EnvFlags {
-        set: args.set_env_vars.as_deref(),
-        update: args.update_env_vars.as_deref(),
-        remove: args.remove_env_vars.as_deref(),
-        clear: args.clear_env_vars,
-    }
-    .apply(&mut c.env)?;
     if let Some(command) = &args.command {
         c.command = split_list(command);
     }
@@ -195,6 +233,13 @@ fn apply_template_flags(t: &mut RevisionTemplate, args: &DeployArgs) -> anyhow::
         )
     })?;
     apply_container_flags(&mut t.containers[ingress], args)?;
+    apply_env_and_secrets(
+        &args.env,
+        &args.secrets,
+        &mut t.containers,
+        ingress,
+        &mut t.volumes,
+    )?;
     if let Some(c) = &args.concurrency {
         t.max_instance_request_concurrency = parse_count(c, "--concurrency")?;
     }
@@ -223,6 +268,57 @@ fn apply_template_flags(t: &mut RevisionTemplate, args: &DeployArgs) -> anyhow::
     Ok(())
 }
 
+/// `--ingress`, `--[no-]invoker-iam-check` and the custom audiences flags: the
+/// service's own fields.
+fn apply_service_flags(service: &mut Service, args: &DeployArgs) {
+    if let Some(ingress) = args.ingress {
+        service.ingress = ingress.into();
+    }
+    if let Some(check) = flag_pair(args.invoker_iam_check, args.no_invoker_iam_check) {
+        service.invoker_iam_disabled = !check;
+    }
+    let audiences = &mut service.custom_audiences;
+    if args.clear_custom_audiences {
+        audiences.clear();
+    }
+    if let Some(set) = &args.set_custom_audiences {
+        *audiences = split_list(set);
+    }
+    if let Some(remove) = &args.remove_custom_audiences {
+        let removed = split_list(remove);
+        audiences.retain(|a| !removed.contains(a));
+    }
+    if let Some(add) = &args.add_custom_audiences {
+        for a in split_list(add) {
+            if !audiences.contains(&a) {
+                audiences.push(a);
+            }
+        }
+    }
+    audiences.dedup();
+}
+
+/// `--[no-]allow-unauthenticated`, after the service is written: `allUsers` as invoker
+/// or not. A new service without either flag stays private (gcloud, not prompting). A
+/// failure is a warning with the command that would do it, as gcloud's.
+async fn apply_invoker_flags(client: &ApiClient, args: &DeployArgs, existing: bool) {
+    let Some(public) = flag_pair(args.allow_unauthenticated, args.no_allow_unauthenticated) else {
+        return;
+    };
+    if !public && !existing {
+        return;
+    }
+    step("Setting IAM Policy...");
+    if let Err(e) = iam::set_public(client, &args.service, public).await {
+        let verb = if public { "add" } else { "remove" };
+        eprintln!(
+            "homerun: warning: setting the IAM policy failed ({}); try `homerun services {verb}-iam-policy-binding {} --member={ALL_USERS} --role={INVOKER_ROLE}`",
+            crate::error_chain(&e),
+            args.service
+        );
+    }
+}
+
 /// The revision id this deploy names explicitly: from `--revision-suffix`, or generated
 /// as the API would (`{service}-{generation:05}-{abc}`) when `--tag` must name it.
 fn explicit_revision_id(args: &DeployArgs, next_generation: i64) -> Option<String> {
@@ -246,6 +342,7 @@ pub fn apply_deploy_flags(
     if !existing && args.no_traffic {
         bail!("--no-traffic not supported when creating a new service.");
     }
+    apply_service_flags(service, args);
     let template = service.template.get_or_insert_with(Default::default);
     // A name from an earlier deploy would clash: every deploy names its own revision or
     // lets the API do it.
@@ -312,6 +409,7 @@ pub async fn run(client: &ApiClient, args: DeployArgs) -> anyhow::Result<()> {
         client.project, client.region
     );
     let stored = client.get_service(&service_id).await?;
+    let existing = stored.is_some();
     let previous_revision;
     let operation = match stored {
         None => {
@@ -341,6 +439,7 @@ pub async fn run(client: &ApiClient, args: DeployArgs) -> anyhow::Result<()> {
         Some(r) => step(&format!("Created revision [{r}].")),
         None => step("Nothing changed: no new revision."),
     }
+    apply_invoker_flags(client, &args, existing).await;
     if args.run_async {
         let name = operation.get("name").and_then(Value::as_str).unwrap_or("");
         eprintln!("Deploying asynchronously: operation [{name}].");
@@ -452,14 +551,56 @@ mod tests {
 
     #[test]
     fn env_flags_in_gcloud_order() {
-        let mut c = Container {
-            env: vec![EnvVar::new("A", "1"), EnvVar::new("B", "2")],
+        let mut t = RevisionTemplate {
+            containers: vec![Container {
+                env: vec![EnvVar::new("A", "1"), EnvVar::new("B", "2")],
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let mut a = args("s");
-        a.remove_env_vars = Some("A".into());
-        a.update_env_vars = Some("B=3,C=4".into());
-        apply_container_flags(&mut c, &a).unwrap();
-        assert_eq!(c.env, [EnvVar::new("B", "3"), EnvVar::new("C", "4")]);
+        a.env.remove_env_vars = Some("A".into());
+        a.env.update_env_vars = Some("B=3,C=4".into());
+        apply_template_flags(&mut t, &a).unwrap();
+        assert_eq!(
+            t.containers[0].env,
+            [EnvVar::new("B", "3"), EnvVar::new("C", "4")]
+        );
+    }
+
+    #[test]
+    fn service_flags_ingress_invoker_check_and_audiences() {
+        let mut s = Service {
+            custom_audiences: vec!["a".into(), "b".into()],
+            ..Default::default()
+        };
+        let mut a = args("s");
+        a.ingress = Some(IngressArg::Internal);
+        a.no_invoker_iam_check = true;
+        a.remove_custom_audiences = Some("a".into());
+        a.add_custom_audiences = Some("c,b".into());
+        a.secrets.set_secrets = Some("TOKEN=tok:1,/etc/app/key=key:latest".into());
+        apply_deploy_flags(&mut s, &a, true).unwrap();
+        assert_eq!(s.ingress, IngressTraffic::InternalOnly);
+        assert!(s.invoker_iam_disabled);
+        assert_eq!(s.custom_audiences, ["b", "c"]);
+        let t = s.template.as_ref().unwrap();
+        assert_eq!(t.containers[0].env[0].name, "TOKEN");
+        assert_eq!(t.containers[0].volume_mounts[0].mount_path, "/etc/app");
+        assert_eq!(t.volumes[0].secret.as_ref().unwrap().secret, "key");
+
+        let mut b = args("s");
+        b.invoker_iam_check = true;
+        b.set_custom_audiences = Some("x".into());
+        apply_deploy_flags(&mut s, &b, true).unwrap();
+        assert!(!s.invoker_iam_disabled);
+        assert_eq!(s.custom_audiences, ["x"]);
+        assert_eq!(s.ingress, IngressTraffic::InternalOnly, "kept");
+        let mut c = args("s");
+        c.clear_custom_audiences = true;
+        c.ingress = Some(IngressArg::None);
+        apply_deploy_flags(&mut s, &c, true).unwrap();
+        assert!(s.custom_audiences.is_empty());
+        assert_eq!(s.ingress, IngressTraffic::None);
     }
 }

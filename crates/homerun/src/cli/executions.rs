@@ -282,14 +282,9 @@ pub async fn run(client: &ApiClient, cmd: ExecutionsCommand) -> anyhow::Result<(
 }
 
 async fn list(client: &ApiClient, job: Option<&str>, output: OutputArgs) -> anyhow::Result<()> {
-    let values = client.list_executions(job).await?;
-    if output.print_structured(&Value::Array(values.clone()))? {
+    let Some(values) = output.items_for_table(client.list_executions(job).await?)? else {
         return Ok(());
-    }
-    if values.is_empty() {
-        eprintln!("Listed 0 items.");
-        return Ok(());
-    }
+    };
     let mut executions: Vec<Execution> = values
         .into_iter()
         .map(|v| parse_resource(v, "execution"))
@@ -386,6 +381,7 @@ pub fn describe_text(e: &Execution, region: &str) -> String {
     let template = e.template.clone().unwrap_or_default();
     out.push_str(&render_spec(
         &template.containers,
+        &template.volumes,
         Workload::Job,
         &task_settings(Some((e.task_count, e.parallelism)), &template),
         "",

@@ -1,4 +1,6 @@
-//! `homerun jobs create|update|execute|list|describe|delete`: gcloud's `run jobs`.
+//! `homerun jobs create|update|execute|list|describe|delete`: gcloud's `run jobs`, with
+//! the IAM verbs (`add-iam-policy-binding`, `remove-iam-policy-binding`,
+//! `get-iam-policy`).
 //!
 //! `create` writes a job made of the flags; `update` reads the job, changes what the
 //! flags say in its template (keeping everything else) and patches the template back
@@ -9,19 +11,21 @@
 
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use api::{
     Container, ContainerOverride, EnumEncoding, EnvVar, Execution, ExecutionTemplate, Job,
     Overrides,
 };
 
-use super::args::{parse_dict, parse_duration_secs, split_list, EnvFlags};
-use super::client::{parse_resource, ApiClient};
+use super::args::{parse_dict, parse_duration_secs, split_list, EnvArgs};
+use super::client::{parse_resource, ApiClient, IamResource};
 use super::deploy::ExecutionEnvironmentArg;
 use super::executions::{self, task_settings};
+use super::iam::{self, IamCommand};
 use super::operation::{self, step};
 use super::output::{ready_mark, OutputArgs, Table};
+use super::secret_flags::{apply_env_and_secrets, SecretArgs};
 use super::view::{render_spec, short_name, Workload};
 
 #[derive(Subcommand, Debug)]
@@ -69,6 +73,8 @@ pub enum JobsCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+    #[command(flatten)]
+    Iam(IamCommand),
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -90,18 +96,8 @@ pub struct JobArgs {
     /// How long each attempt of a task may run (600, 600s, 10m, 1h...; 10m by default).
     #[arg(long)]
     pub task_timeout: Option<String>,
-    /// KEY=VALUE,...: the env vars, replacing all others.
-    #[arg(long, conflicts_with = "clear_env_vars")]
-    pub set_env_vars: Option<String>,
-    /// KEY=VALUE,...: env vars set or changed, the others kept.
-    #[arg(long, conflicts_with = "set_env_vars")]
-    pub update_env_vars: Option<String>,
-    /// KEY,...: env vars removed.
-    #[arg(long, conflicts_with = "set_env_vars")]
-    pub remove_env_vars: Option<String>,
-    /// Remove every env var.
-    #[arg(long)]
-    pub clear_env_vars: bool,
+    #[command(flatten)]
+    pub env: EnvArgs,
     /// The memory limit (512Mi, 1Gi...).
     #[arg(long)]
     pub memory: Option<String>,
@@ -114,9 +110,11 @@ pub struct JobArgs {
     /// The arguments, comma-separated ("" for the image's).
     #[arg(long, allow_hyphen_values = true)]
     pub args: Option<String>,
-    /// The service account the tasks run as.
+    /// The service account the tasks run as (their identity at the metadata server).
     #[arg(long)]
     pub service_account: Option<String>,
+    #[command(flatten)]
+    pub secrets: SecretArgs,
     /// The sandbox generation.
     #[arg(long, value_enum)]
     pub execution_environment: Option<ExecutionEnvironmentArg>,
@@ -178,13 +176,6 @@ fn apply_container_flags(c: &mut Container, args: &JobArgs) -> anyhow::Result<()
         let r = c.resources.get_or_insert_with(Default::default);
         r.limits.insert("cpu".into(), cpu.clone());
     }
-    EnvFlags {
-        set: args.set_env_vars.as_deref(),
-        update: args.update_env_vars.as_deref(),
-        remove: args.remove_env_vars.as_deref(),
-        clear: args.clear_env_vars,
-    }
-    .apply(&mut c.env)?;
     if let Some(command) = &args.command {
         c.command = split_list(command);
     }
@@ -227,7 +218,14 @@ pub fn apply_job_flags(job: &mut Job, args: &JobArgs) -> anyhow::Result<()> {
             args.job
         ),
     }
-    apply_container_flags(&mut task.containers[0], args)
+    apply_container_flags(&mut task.containers[0], args)?;
+    apply_env_and_secrets(
+        &args.env,
+        &args.secrets,
+        &mut task.containers,
+        0,
+        &mut task.volumes,
+    )
 }
 
 /// The overrides of one execution the flags ask for (`None`: the job as it is).
@@ -299,6 +297,7 @@ pub async fn run(client: &ApiClient, cmd: JobsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        JobsCommand::Iam(cmd) => iam::run(client, cmd, IamResource::Job).await,
     }
 }
 
@@ -489,14 +488,9 @@ async fn execute(
 }
 
 async fn list(client: &ApiClient, output: OutputArgs) -> anyhow::Result<()> {
-    let values = client.list_jobs().await?;
-    if output.print_structured(&Value::Array(values.clone()))? {
+    let Some(values) = output.items_for_table(client.list_jobs().await?)? else {
         return Ok(());
-    }
-    if values.is_empty() {
-        eprintln!("Listed 0 items.");
-        return Ok(());
-    }
+    };
     let mut table = Table::new([
         "",
         "JOB",
@@ -577,6 +571,7 @@ pub fn describe_text(j: &Job, region: &str) -> String {
     let task = template.template.clone().unwrap_or_default();
     out.push_str(&render_spec(
         &task.containers,
+        &task.volumes,
         Workload::Job,
         &task_settings(Some((template.task_count, template.parallelism)), &task),
         "",
@@ -604,7 +599,7 @@ mod tests {
         a.parallelism = Some(2);
         a.max_retries = Some(0);
         a.task_timeout = Some("1h".into());
-        a.set_env_vars = Some("A=1,B=2".into());
+        a.env.set_env_vars = Some("A=1,B=2".into());
         a.memory = Some("1Gi".into());
         a.args = Some("--x,y".into());
         apply_job_flags(&mut job, &a).unwrap();
@@ -620,7 +615,7 @@ mod tests {
         assert_eq!(c.args, ["--x", "y"]);
 
         let mut b = args("j");
-        b.update_env_vars = Some("B=3".into());
+        b.env.update_env_vars = Some("B=3".into());
         b.tasks = Some(7);
         apply_job_flags(&mut job, &b).unwrap();
         let t = job.template.as_ref().unwrap();

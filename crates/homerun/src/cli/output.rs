@@ -42,6 +42,34 @@ impl OutputArgs {
     }
 }
 
+impl OutputArgs {
+    /// Prints `value` as JSON or YAML, and YAML for people too (gcloud's way with
+    /// resources that have no view of their own: policies, secrets).
+    pub fn print_or_yaml(&self, value: &Value) -> anyhow::Result<()> {
+        if !self.print_structured(value)? {
+            print!("{}", to_yaml(value)?);
+        }
+        Ok(())
+    }
+
+    /// A list verb's items: printed as JSON or YAML, or none (`Listed 0 items.` on
+    /// stderr), and then `None`; else given back for the caller's table.
+    pub fn items_for_table(&self, items: Vec<Value>) -> anyhow::Result<Option<Vec<Value>>> {
+        let items = Value::Array(items);
+        if self.print_structured(&items)? {
+            return Ok(None);
+        }
+        let Value::Array(items) = items else {
+            unreachable!("an array")
+        };
+        if items.is_empty() {
+            eprintln!("Listed 0 items.");
+            return Ok(None);
+        }
+        Ok(Some(items))
+    }
+}
+
 /// A JSON value as a YAML document.
 pub fn to_yaml(value: &Value) -> anyhow::Result<String> {
     Ok(serde_norway::to_string(value)?)

@@ -51,14 +51,9 @@ pub async fn run(client: &ApiClient, cmd: RevisionsCommand) -> anyhow::Result<()
 }
 
 async fn list(client: &ApiClient, service: Option<&str>, output: OutputArgs) -> anyhow::Result<()> {
-    let values = client.list_revisions(service).await?;
-    if output.print_structured(&Value::Array(values.clone()))? {
+    let Some(values) = output.items_for_table(client.list_revisions(service).await?)? else {
         return Ok(());
-    }
-    if values.is_empty() {
-        eprintln!("Listed 0 items.");
-        return Ok(());
-    }
+    };
     // Which revisions serve traffic is the services' to say.
     let services: Vec<Service> = match service {
         Some(s) => client.get_service(s).await?.into_iter().collect(),

@@ -1,4 +1,5 @@
-//! `homerun services list|describe|delete|update-traffic|replace`.
+//! `homerun services list|describe|delete|update-traffic|replace`, and the IAM verbs
+//! (`add-iam-policy-binding`, `remove-iam-policy-binding`, `get-iam-policy`).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -10,7 +11,8 @@ use serde_json::{json, Value};
 use api::{EnumEncoding, Service};
 
 use super::args::{parse_dict, split_list};
-use super::client::ApiClient;
+use super::client::{ApiClient, IamResource};
+use super::iam::{self, IamCommand};
 use super::operation::{follow, step};
 use super::output::{ready_mark, OutputArgs, Table};
 use super::traffic::{updated_traffic, TrafficChange};
@@ -53,6 +55,8 @@ pub enum ServicesCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+    #[command(flatten)]
+    Iam(IamCommand),
 }
 
 #[derive(Args, Debug)]
@@ -121,18 +125,14 @@ pub async fn run(client: &ApiClient, cmd: ServicesCommand) -> anyhow::Result<()>
             run_async,
             output,
         } => replace(client, &file, run_async, output).await,
+        ServicesCommand::Iam(cmd) => iam::run(client, cmd, IamResource::Service).await,
     }
 }
 
 async fn list(client: &ApiClient, output: OutputArgs) -> anyhow::Result<()> {
-    let values = client.list_services().await?;
-    if output.print_structured(&Value::Array(values.clone()))? {
+    let Some(values) = output.items_for_table(client.list_services().await?)? else {
         return Ok(());
-    }
-    if values.is_empty() {
-        eprintln!("Listed 0 items.");
-        return Ok(());
-    }
+    };
     let mut table = Table::new([
         "",
         "SERVICE",

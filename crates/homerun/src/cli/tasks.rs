@@ -3,7 +3,6 @@
 
 use anyhow::anyhow;
 use clap::Subcommand;
-use serde_json::Value;
 
 use api::condition::types;
 use api::{Condition, Task, TaskAttemptResult, TaskTemplate};
@@ -65,14 +64,9 @@ async fn list(client: &ApiClient, execution: &str, output: OutputArgs) -> anyhow
     if client.get_execution(job, execution).await?.is_none() {
         return Err(super::executions::not_found(client, execution));
     }
-    let values = client.list_tasks(job, execution).await?;
-    if output.print_structured(&Value::Array(values.clone()))? {
+    let Some(values) = output.items_for_table(client.list_tasks(job, execution).await?)? else {
         return Ok(());
-    }
-    if values.is_empty() {
-        eprintln!("Listed 0 items.");
-        return Ok(());
-    }
+    };
     let mut tasks: Vec<Task> = values
         .into_iter()
         .map(|v| parse_resource(v, "task"))
@@ -151,6 +145,7 @@ pub fn describe_text(t: &Task, region: &str) -> String {
     };
     out.push_str(&render_spec(
         &t.containers,
+        &t.volumes,
         Workload::Job,
         &task_settings(None, &template),
         "",

@@ -4,7 +4,7 @@
 use api::condition::types;
 use api::{
     Condition, Container, ExecutionEnvironment, IngressTraffic, Revision, RevisionScaling, Service,
-    TrafficTargetAllocationType,
+    TrafficTargetAllocationType, Volume,
 };
 
 use super::output::KeyLines;
@@ -126,6 +126,7 @@ pub fn traffic_text(s: &Service) -> String {
 /// What a revision runs: a template's or a revision's settings.
 pub struct SpecView<'a> {
     pub containers: &'a [Container],
+    pub volumes: &'a [Volume],
     pub scaling: Option<&'a RevisionScaling>,
     pub concurrency: i32,
     pub timeout: Option<api::Duration>,
@@ -137,6 +138,7 @@ impl<'a> SpecView<'a> {
     pub fn of_revision(r: &'a Revision) -> Self {
         SpecView {
             containers: &r.containers,
+            volumes: &r.volumes,
             scaling: r.scaling.as_ref(),
             concurrency: r.max_instance_request_concurrency,
             timeout: r.timeout,
@@ -148,6 +150,7 @@ impl<'a> SpecView<'a> {
     pub fn of_template(t: &'a api::RevisionTemplate) -> Self {
         SpecView {
             containers: &t.containers,
+            volumes: &t.volumes,
             scaling: t.scaling.as_ref(),
             concurrency: t.max_instance_request_concurrency,
             timeout: t.timeout,
@@ -160,6 +163,7 @@ impl<'a> SpecView<'a> {
     pub fn render(&self, indent: &str) -> String {
         render_spec(
             self.containers,
+            self.volumes,
             Workload::Service,
             &self.revision_lines(),
             indent,
@@ -201,10 +205,13 @@ pub enum Workload {
     Job,
 }
 
-/// The containers' key lines (each one's env vars under them; named when there are
-/// several), then `settings`, all values aligned, indented by `indent`.
+/// The containers' key lines (each one's env vars and secret files under them; named
+/// when there are several), then `settings`, all values aligned, indented by `indent`.
+/// Secrets show as their names and versions: their values are never in the API's
+/// answers.
 pub fn render_spec(
     containers: &[Container],
+    volumes: &[Volume],
     workload: Workload,
     settings: &KeyLines,
     indent: &str,
@@ -240,12 +247,47 @@ pub fn render_spec(
             };
             out.push_str(&format!("{inner}  {}={value}\n", e.name));
         }
+        let files = secret_files(c, volumes);
+        if !files.is_empty() {
+            out.push_str(&format!("{inner}Secret files:\n"));
+        }
+        for (path, value) in files {
+            out.push_str(&format!("{inner}  {path}={value}\n"));
+        }
     }
     out.push_str(&settings.render_aligned(indent, width));
     out
 }
 
-/// A container's key lines; its env vars follow them, one a line.
+/// The files a container takes from secrets: `(path, "secret NAME:VERSION")`.
+fn secret_files(c: &Container, volumes: &[Volume]) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for m in &c.volume_mounts {
+        let Some(s) = volumes
+            .iter()
+            .find(|v| v.name == m.name)
+            .and_then(|v| v.secret.as_ref())
+        else {
+            continue;
+        };
+        let dir = m.mount_path.trim_end_matches('/');
+        if s.items.is_empty() {
+            files.push((
+                format!("{dir}/{}", s.secret),
+                format!("secret {}:latest", s.secret),
+            ));
+        }
+        for i in &s.items {
+            files.push((
+                format!("{dir}/{}", i.path),
+                format!("secret {}:{}", s.secret, i.version),
+            ));
+        }
+    }
+    files
+}
+
+/// A container's key lines; its env vars follow them, one a line (then its secret files).
 fn container_lines(c: &Container, workload: Workload) -> KeyLines {
     let mut lines = KeyLines::new();
     lines.add("Image", c.image.clone());
@@ -306,5 +348,49 @@ mod tests {
         let text = traffic_text(&s);
         assert!(text.contains("60%  LATEST (currently s-1)"), "{text}");
         assert!(text.contains("0%   s-2\n       next\n"), "{text}");
+    }
+
+    #[test]
+    fn secrets_show_as_names_and_versions() {
+        use api::k8s::{EnvVarSource, SecretKeySelector, SecretVolumeSource, VersionToPath};
+        let c = Container {
+            image: "img".into(),
+            env: vec![
+                api::EnvVar::new("PLAIN", "1"),
+                api::EnvVar {
+                    name: "PASS".into(),
+                    value: None,
+                    value_source: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            secret: "db".into(),
+                            version: "3".into(),
+                        }),
+                    }),
+                },
+            ],
+            volume_mounts: vec![api::VolumeMount {
+                name: "tls".into(),
+                mount_path: "/etc/tls".into(),
+            }],
+            ..Default::default()
+        };
+        let volumes = [Volume {
+            name: "tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret: "tls".into(),
+                items: vec![VersionToPath {
+                    path: "key".into(),
+                    version: "latest".into(),
+                    mode: 0,
+                }],
+                default_mode: 0,
+            }),
+            ..Default::default()
+        }];
+        let text = render_spec(&[c], &volumes, Workload::Job, &KeyLines::new(), "");
+        assert!(
+            text.contains("Env vars:\n  PLAIN=1\n  PASS=secret db:3\nSecret files:\n  /etc/tls/key=secret tls:latest\n"),
+            "{text}"
+        );
     }
 }
