@@ -57,15 +57,51 @@ impl IdentityPlan {
 
 /// An instance's entry in the metadata server's directory, removed when dropped.
 pub(crate) struct Registration {
-    directory: Option<Arc<identity::Directory>>,
+    entry: Option<(Arc<identity::Directory>, Arc<identity::InstanceIdentity>)>,
     instance: String,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if let Some(d) = &self.directory {
-            d.unregister(&self.instance);
+        if let Some((directory, entry)) = &self.entry {
+            directory.unregister(&self.instance, entry);
         }
+    }
+}
+
+/// Whether `service_account` may read `reference` (Cloud Run's rule: the revision's
+/// account needs `secretmanager.versions.access` on the secret or its project), with
+/// Cloud Run's message when not.
+fn check_secret_access(
+    store: &dyn store::Store,
+    project: &str,
+    service_account: &str,
+    reference: &SecretRef,
+) -> Result<(), String> {
+    let (secret_project, id) = api::secret::parse_secret_ref(project, &reference.secret)?;
+    let names = [
+        format!("projects/{secret_project}"),
+        format!("projects/{secret_project}/secrets/{id}"),
+    ];
+    let mut policies = Vec::with_capacity(names.len());
+    for name in &names {
+        policies.push(
+            api::iam::load_policy(store, name)
+                .map_err(|e| format!("reading the IAM policy of {name}: {e}"))?,
+        );
+    }
+    let refs: Vec<&api::iam::Policy> = policies.iter().collect();
+    let member = format!("serviceAccount:{service_account}");
+    if api::iam::policy_allows(&refs, &member, "secretmanager.versions.access") {
+        Ok(())
+    } else {
+        Err(format!(
+            "Permission denied on secret: projects/{secret_project}/secrets/{id}/versions/{} for \
+             service account {service_account}. The service account used must be granted the \
+             'Secret Manager Secret Accessor' role (roles/secretmanager.secretAccessor) at the \
+             secret, project or higher level.",
+            reference.version
+        ))
     }
 }
 
@@ -82,11 +118,18 @@ pub(crate) fn prepare(
             return Err("this homerun has no sealing key, so it cannot give secrets".into());
         }
         return Ok(Registration {
-            directory: None,
+            entry: None,
             instance: spec.id.clone(),
         });
     };
+    let service_account = if plan.service_account.is_empty() {
+        // The API fills this in; records written before it did lack it.
+        api::naming::default_service_account(&plan.project)
+    } else {
+        plan.service_account.clone()
+    };
     let open = |r: &SecretRef| {
+        check_secret_access(&*ids.store, &plan.project, &service_account, r)?;
         api::resolve_secret(
             &*ids.store,
             &*ids.sealer,
@@ -123,23 +166,18 @@ pub(crate) fn prepare(
     spec.platform_env
         .push(("GCE_METADATA_HOST".into(), ip.clone()));
     spec.platform_env.push(("GCE_METADATA_IP".into(), ip));
-    ids.directory.register(
+    let entry = ids.directory.register(
         &spec.id,
         identity::InstanceIdentity {
             project_id: plan.project.clone(),
             project_number: api::naming::project_number(&plan.project),
             region: ids.region.clone(),
-            service_account: if plan.service_account.is_empty() {
-                // The API fills this in; records written before it did lack it.
-                api::naming::default_service_account(&plan.project)
-            } else {
-                plan.service_account.clone()
-            },
+            service_account,
             instance_id: identity::new_instance_id(),
         },
-    );
+    )?;
     Ok(Registration {
-        directory: Some(ids.directory.clone()),
+        entry: Some((ids.directory.clone(), entry)),
         instance: spec.id.clone(),
     })
 }

@@ -40,6 +40,8 @@ pub struct ControllerConfig {
     pub domain: String,
     /// How service and tag URLs are written in status.
     pub endpoint: api::Endpoint,
+    /// The HTTPS ingress's port, if any: its URLs are audiences of ID tokens too.
+    pub https_port: Option<u16>,
     pub autoscaler: autoscaler::Config,
     pub registry: image::RegistryOptions,
     /// Between SIGTERM and SIGKILL (the contract: 10 s).

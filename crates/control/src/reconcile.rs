@@ -39,7 +39,16 @@ impl Controller {
                 .into_iter()
                 .collect();
         let endpoint = &self.config.endpoint;
-        let url = |host: String| format!("{}://{host}:{}", endpoint.scheme, endpoint.port);
+        let mut schemes = vec![(endpoint.scheme.as_str(), endpoint.port)];
+        if let Some(port) = self.config.https_port {
+            schemes.push(("https", port));
+        }
+        let urls = |host: String| -> Vec<String> {
+            schemes
+                .iter()
+                .map(|(scheme, port)| format!("{scheme}://{host}:{port}"))
+                .collect()
+        };
         // The router answers both host forms in the default project, so both are URLs of
         // the service.
         let hosts = |label: &str| {
@@ -50,9 +59,9 @@ impl Controller {
             }
             hosts
         };
-        let mut audiences: Vec<String> = hosts(id).into_iter().map(url).collect();
+        let mut audiences: Vec<String> = hosts(id).into_iter().flat_map(urls).collect();
         for (tag, _) in tags {
-            audiences.extend(hosts(&format!("{tag}---{id}")).into_iter().map(url));
+            audiences.extend(hosts(&format!("{tag}---{id}")).into_iter().flat_map(urls));
         }
         audiences.extend(s.custom_audiences.iter().cloned());
         router::Access {

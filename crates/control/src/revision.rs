@@ -269,9 +269,12 @@ impl State {
     fn instance_spec(&mut self) -> InstanceSpec {
         self.next_id += 1;
         let service: String = self.plan.service.chars().take(20).collect();
+        // 64 random bits: ids must not collide across projects and runtimes (the metadata
+        // server's directory refuses a second instance with an id in use).
         let id = format!(
-            "{}-{:08x}",
+            "{}-{:08x}{:08x}",
             service.trim_end_matches('-'),
+            random_u32(),
             random_u32() ^ self.next_id
         );
         InstanceSpec {

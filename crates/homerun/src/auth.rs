@@ -28,6 +28,11 @@ impl api::auth::Authenticator for Tokens {
     fn authenticate(&self, bearer: &str) -> Result<api::auth::Caller, api::auth::AuthFailure> {
         match self.0.verify(bearer, identity::now()) {
             Ok(Verified::Admin) => Ok(api::auth::Caller::Admin),
+            // Google's APIs take access tokens; an ID token is for the service it names
+            // (and reaches that service's code, which must not replay it here).
+            Ok(Verified::ServiceAccount {
+                audience: Some(_), ..
+            }) => Err(api::auth::AuthFailure::new(ID_TOKEN_REFUSED)),
             Ok(Verified::ServiceAccount { email, .. }) => {
                 Ok(api::auth::Caller::Member(format!("serviceAccount:{email}")))
             }
@@ -101,13 +106,17 @@ pub fn credentials_router(
         })
 }
 
+const ID_TOKEN_REFUSED: &str =
+    "an ID token does not authenticate to this API: send an OAuth 2 access token";
+
 fn error(status: StatusCode, rpc: &str, message: String) -> Response {
     let body = json!({"error": {"code": status.as_u16(), "message": message, "status": rpc}});
     (status, Json(body)).into_response()
 }
 
-/// The caller of a request to homerun's own routes, or the 401 to answer.
-pub fn caller(authority: &Authority, headers: &HeaderMap) -> Result<Verified, Response> {
+/// The caller of a request to homerun's own routes (the admin, or a service account by
+/// its access token), or the 401 to answer.
+pub fn caller(authority: &Authority, headers: &HeaderMap) -> Result<Verified, Box<Response>> {
     let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -115,23 +124,73 @@ pub fn caller(authority: &Authority, headers: &HeaderMap) -> Result<Verified, Re
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         });
+    let unauthenticated =
+        |message: String| Box::new(error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message));
     let Some(bearer) = bearer else {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
+        return Err(unauthenticated(
             "Request is missing required authentication credential. Expected OAuth 2 access token."
                 .into(),
         ));
     };
-    authority
-        .verify(bearer.trim(), identity::now())
-        .map_err(|e| {
-            error(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHENTICATED",
-                format!("Request had invalid authentication credentials: {e}"),
-            )
-        })
+    match authority.verify(bearer.trim(), identity::now()) {
+        Ok(Verified::ServiceAccount {
+            audience: Some(_), ..
+        }) => Err(unauthenticated(format!(
+            "Request had invalid authentication credentials: {ID_TOKEN_REFUSED}"
+        ))),
+        Ok(v) => Ok(v),
+        Err(e) => Err(unauthenticated(format!(
+            "Request had invalid authentication credentials: {e}"
+        ))),
+    }
+}
+
+/// The project a service account belongs to: `x@P.iam.gserviceaccount.com` is P's; the
+/// default compute account `N-compute@developer.gserviceaccount.com` is the project whose
+/// number is N, looked for among the projects homerun has records of. None: unknown.
+fn service_account_project(
+    store: &dyn store::Store,
+    default_project: &str,
+    email: &str,
+) -> Option<String> {
+    let (_, domain) = email.split_once('@')?;
+    if let Some(project) = domain.strip_suffix(".iam.gserviceaccount.com") {
+        return Some(project.to_string());
+    }
+    let number: u64 = email
+        .strip_suffix("-compute@developer.gserviceaccount.com")?
+        .parse()
+        .ok()?;
+    let matches = |p: &str| api::naming::project_number(p) == number;
+    if matches(default_project) {
+        return Some(default_project.to_string());
+    }
+    for kind in [
+        api::http::SERVICE_KIND,
+        api::http::JOB_KIND,
+        api::iam::IAM_POLICY_KIND,
+    ] {
+        let mut token: Option<String> = None;
+        loop {
+            let page = store.list(kind, "", 0, token.as_deref()).ok()?;
+            for r in &page.records {
+                if let Some(p) = r
+                    .name
+                    .strip_prefix("projects/")
+                    .and_then(|n| n.split('/').next())
+                {
+                    if matches(p) {
+                        return Some(p.to_string());
+                    }
+                }
+            }
+            match page.next_page_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+    }
+    None
 }
 
 /// Whether `caller` holds `permission` on `project` (the project's IAM policy).
@@ -161,11 +220,11 @@ pub fn logs_authorizer(
         if project_allows(&*store, &caller, project, "run.executions.get") {
             Ok(())
         } else {
-            Err(error(
+            Err(Box::new(error(
                 StatusCode::FORBIDDEN,
                 "PERMISSION_DENIED",
                 format!("Permission 'run.executions.get' denied on resource 'projects/{project}' (or it may not exist)."),
-            ))
+            )))
         }
     })
 }
@@ -178,7 +237,7 @@ async fn generate(
 ) -> Response {
     let caller = match caller(&s.authority, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if project != "-" {
         return error(
@@ -212,13 +271,14 @@ async fn generate(
             format!("'{email}' is not a service account's email."),
         );
     }
-    // A service account belongs to the project its email names (`x@PROJECT.iam...`); the
-    // default compute account and others to the default project.
-    let sa_project = email
-        .split_once('@')
-        .and_then(|(_, domain)| domain.strip_suffix(".iam.gserviceaccount.com"))
-        .unwrap_or(&s.default_project);
-    if !project_allows(&*s.store, &caller, sa_project, permission) {
+    let sa_project = service_account_project(&*s.store, &s.default_project, email);
+    let allowed = match (&caller, &sa_project) {
+        (Verified::Admin, _) => true,
+        (_, Some(project)) => project_allows(&*s.store, &caller, project, permission),
+        // A member may not mint tokens of an account homerun cannot place in a project.
+        (_, None) => false,
+    };
+    if !allowed {
         return error(
             StatusCode::FORBIDDEN,
             "PERMISSION_DENIED",
@@ -238,6 +298,9 @@ async fn generate(
         }
         return match s.authority.id_token(email, audience, now) {
             Ok(token) => Json(json!({ "token": token })).into_response(),
+            Err(e @ identity::IdentityError::Invalid(_)) => {
+                error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", e.to_string())
+            }
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()),
         };
     }

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 /// Decides whether a request (its headers) may read the logs of `project`; the error is
 /// the answer (401 or 403). `homerun up` passes the Admin API's rule.
-pub type Authorize = Arc<dyn Fn(&HeaderMap, &str) -> Result<(), Response> + Send + Sync>;
+pub type Authorize = Arc<dyn Fn(&HeaderMap, &str) -> Result<(), Box<Response>> + Send + Sync>;
 
 #[derive(Clone)]
 struct LogsState {
@@ -65,7 +65,7 @@ async fn logs(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = (state.authorize)(&headers, &project) {
-        return refused;
+        return *refused;
     }
     if location != state.region {
         return error(

@@ -305,6 +305,7 @@ pub async fn run(args: UpArgs, platform: &PlatformArgs, data_dir: &Path) -> anyh
             default_project: platform.project.clone(),
             domain: args.domain.clone(),
             endpoint,
+            https_port: args.https_addr.map(|a| a.port()),
             autoscaler,
             registry: image::RegistryOptions {
                 insecure_hosts: args.insecure_registries.clone(),

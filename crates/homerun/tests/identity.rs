@@ -226,6 +226,13 @@ fn the_metadata_server_answers_each_instance_its_own_identity() {
         (401, Some("UNAUTHENTICATED")),
         "{e}"
     );
+    // An ID token is for the service it names, not for the API.
+    let (status, e) = p.call_as(&format!("Bearer {token}"), "GET", &services, None);
+    assert_eq!(
+        (status, e["error"]["status"].as_str()),
+        (401, Some("UNAUTHENTICATED")),
+        "{e}"
+    );
     let (status, current) = p.call("POST", "/v1/projects/local:getIamPolicy", Some(&json!({})));
     assert_eq!(status, 200, "{current}");
     let (status, set) = p.call(
@@ -459,18 +466,32 @@ fn secrets_reach_containers_and_nothing_else() {
         );
         assert_eq!(status, 200, "{version}");
     }
-    let op = p.create_service(
-        "holder",
-        &json!({"template": {
-            "containers": [{
-                "image": image("probe"),
-                "env": [{"name": "DB_PASS", "valueSource": {"secretKeyRef": {"secret": "db-pass", "version": "1"}}}],
-                "volumeMounts": [{"name": "creds", "mountPath": "/secrets"}],
-            }],
-            "volumes": [{"name": "creds", "secret": {"secret": "db-pass", "items": [{"path": "pass", "version": "latest"}]}}],
-        }}),
+    let holder = json!({"template": {
+        "containers": [{
+            "image": image("probe"),
+            "env": [{"name": "DB_PASS", "valueSource": {"secretKeyRef": {"secret": "db-pass", "version": "1"}}}],
+            "volumeMounts": [{"name": "creds", "mountPath": "/secrets"}],
+        }],
+        "volumes": [{"name": "creds", "secret": {"secret": "db-pass", "items": [{"path": "pass", "version": "latest"}]}}],
+    }});
+    // The revision's service account must be allowed to read the secret, as on Cloud Run.
+    let op = p.create_service("holder", &holder);
+    let error = op["error"].to_string();
+    assert!(
+        error.contains("roles/secretmanager.secretAccessor") && error.contains("db-pass"),
+        "{op}"
     );
-    ok_response(&op);
+    let account = api::naming::default_service_account("local");
+    let (status, e) = set_policy(
+        &p,
+        "/v1/projects/local/secrets/db-pass",
+        json!([{"role": "roles/secretmanager.secretAccessor", "members": [format!("serviceAccount:{account}")]}]),
+    );
+    assert_eq!(status, 200, "{e}");
+    // Deployed again (a new revision: an identical template would make none).
+    let mut again = holder.clone();
+    again["template"]["labels"] = json!({"attempt": "2"});
+    ok_response(&p.update_service("holder", "", &again));
     let report = probe_json(&p, "holder", "/");
     assert_eq!(report["env"]["DB_PASS"], values[0]);
     let file = probe_json(&p, "holder", "/file?path=/secrets/pass");

@@ -36,6 +36,7 @@ const CLOCK_SKEW_SECS: u64 = 30;
 /// ID tokens remembered as verified. A caller sends the same token for up to an hour, and
 /// an RS256 check costs ~25 us, a quarter of the router's own work per request; a lookup
 /// costs well under one. When full, the memory is emptied (no eviction order to keep).
+/// Keyed by the token's SHA-256, so an entry's size does not depend on the token's.
 const VERIFIED_CACHE: usize = 4096;
 
 /// Whom a bearer token speaks for.
@@ -66,8 +67,8 @@ pub struct Authority {
     keys: RwLock<SigningKeys>,
     access: AccessKey,
     sealing: SealingKey,
-    /// ID token → (whom it speaks for, its `exp`).
-    verified: Mutex<HashMap<String, (Verified, u64)>>,
+    /// SHA-256 of an ID token → (whom it speaks for, its `exp`).
+    verified: Mutex<HashMap<[u8; 32], (Verified, u64)>>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -163,6 +164,12 @@ impl Authority {
 
     /// An ID token for `email` with audience `audience`, valid for an hour from `now`.
     pub fn id_token(&self, email: &str, audience: &str, now: u64) -> Result<String, IdentityError> {
+        if audience.is_empty() || audience.len() > crate::MAX_AUDIENCE {
+            return Err(IdentityError::Invalid(format!(
+                "an audience must be 1 to {} bytes",
+                crate::MAX_AUDIENCE
+            )));
+        }
         let sub = unique_id(email);
         let claims = json!({
             "iss": self.issuer,
@@ -207,11 +214,12 @@ impl Authority {
                 "neither an ID token nor an access token of this homerun".into(),
             ));
         }
+        let key: [u8; 32] = Sha256::digest(bearer.as_bytes()).into();
         let remembered = self
             .verified
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(bearer)
+            .get(&key)
             .cloned();
         if let Some((verified, exp)) = remembered {
             if exp + CLOCK_SKEW_SECS <= now {
@@ -219,11 +227,16 @@ impl Authority {
             }
             return Ok(verified);
         }
-        self.verify_id_token(bearer, now)
+        self.verify_id_token(bearer, key, now)
     }
 
     /// Checks an ID token's signature, issuer and times, and remembers it when valid.
-    fn verify_id_token(&self, bearer: &str, now: u64) -> Result<Verified, TokenError> {
+    fn verify_id_token(
+        &self,
+        bearer: &str,
+        key: [u8; 32],
+        now: u64,
+    ) -> Result<Verified, TokenError> {
         let claims = {
             let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
             jwt::decode(&keys, bearer)?
@@ -252,7 +265,7 @@ impl Authority {
         if cache.len() >= VERIFIED_CACHE {
             cache.clear();
         }
-        cache.insert(bearer.to_string(), (verified.clone(), exp));
+        cache.insert(key, (verified.clone(), exp));
         Ok(verified)
     }
 

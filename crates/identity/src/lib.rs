@@ -35,6 +35,8 @@ pub use seal::SealingKey;
 /// Where the discovery document says the JWKS is.
 pub const JWKS_PATH: &str = "/oauth2/v3/certs";
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+/// The longest ID-token audience homerun signs (a URL; Google's limit is of this order).
+pub const MAX_AUDIENCE: usize = 2048;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -50,6 +52,9 @@ pub enum IdentityError {
     Corrupt(String),
     #[error("crypto: {0}")]
     Crypto(String),
+    /// A request homerun will not sign (an empty or oversized audience).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl IdentityError {

@@ -66,18 +66,32 @@ impl Directory {
     }
 
     /// Registers an instance before it starts, so it is known from its first request.
-    pub fn register(&self, instance: &str, identity: InstanceIdentity) {
-        self.identities
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(instance.to_string(), Arc::new(identity));
+    /// An id already registered is refused: two instances must never share an identity
+    /// entry (the caller picks another id or fails the start).
+    pub fn register(
+        &self,
+        instance: &str,
+        identity: InstanceIdentity,
+    ) -> Result<Arc<InstanceIdentity>, String> {
+        use std::collections::hash_map::Entry;
+        let mut map = self.identities.write().unwrap_or_else(|e| e.into_inner());
+        match map.entry(instance.to_string()) {
+            Entry::Occupied(_) => Err(format!(
+                "instance id {instance} is already registered with the metadata server"
+            )),
+            Entry::Vacant(v) => Ok(v.insert(Arc::new(identity)).clone()),
+        }
     }
 
-    pub fn unregister(&self, instance: &str) {
-        self.identities
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(instance);
+    /// Removes `instance`'s entry if it is still `registered` (not another's since).
+    pub fn unregister(&self, instance: &str, registered: &Arc<InstanceIdentity>) {
+        let mut map = self.identities.write().unwrap_or_else(|e| e.into_inner());
+        if map
+            .get(instance)
+            .is_some_and(|e| Arc::ptr_eq(e, registered))
+        {
+            map.remove(instance);
+        }
     }
 
     /// The identity of whoever sends from `ip`.
@@ -189,13 +203,16 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 2;
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
                 }
-                Err(_) => out.push(b'%'),
-            },
+            }
             b => out.push(b),
         }
         i += 1;
@@ -351,6 +368,12 @@ fn token(
     if audience.is_empty() {
         return bad_request("non-empty audience parameter required");
     }
+    if audience.len() > crate::MAX_AUDIENCE {
+        return bad_request(&format!(
+            "the audience is longer than {} bytes",
+            crate::MAX_AUDIENCE
+        ));
+    }
     match authority.id_token(&caller.service_account, audience, now) {
         Ok(t) => reply(StatusCode::OK, "text/html; charset=utf-8", t),
         Err(e) => {
@@ -462,7 +485,7 @@ mod tests {
         let directory = Arc::new(Directory::new(|ip| {
             (ip.to_string() == INSTANCE_IP).then(|| "inst-1".to_string())
         }));
-        directory.register(
+        let registered = directory.register(
             "inst-1",
             InstanceIdentity {
                 project_id: "proj".into(),
@@ -472,6 +495,7 @@ mod tests {
                 instance_id: "00ab".into(),
             },
         );
+        assert!(registered.is_ok());
         (router(authority.clone(), directory), authority, dir)
     }
 
@@ -652,9 +676,39 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_id_registers_once_and_only_its_holder_unregisters_it() {
+        let d = Directory::new(|_| Some("i".to_string()));
+        let id = |sa: &str| InstanceIdentity {
+            project_id: "p".into(),
+            project_number: 1,
+            region: "r".into(),
+            service_account: sa.into(),
+            instance_id: "x".into(),
+        };
+        let first = d.register("i", id("a@p")).unwrap();
+        assert!(d.register("i", id("b@p")).is_err());
+        assert_eq!(
+            d.caller([10, 0, 0, 2].into()).unwrap().service_account,
+            "a@p"
+        );
+        d.unregister("i", &first);
+        let second = d.register("i", id("b@p")).unwrap();
+        // A stale holder's unregister leaves the new entry.
+        d.unregister("i", &first);
+        assert_eq!(
+            d.caller([10, 0, 0, 2].into()).unwrap().service_account,
+            "b@p"
+        );
+        d.unregister("i", &second);
+        assert!(d.caller([10, 0, 0, 2].into()).is_none());
+    }
+
+    #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("http%3A%2F%2Fa%2Fb"), "http://a/b");
         assert_eq!(percent_decode("a+b%2"), "a b%2");
         assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("%+1"), "% 1");
+        assert_eq!(percent_decode("é%é"), "é%é");
     }
 }

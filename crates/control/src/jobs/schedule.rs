@@ -58,7 +58,12 @@ pub(crate) fn run_due(
                 continue;
             };
             let state = api::ApiState::new(store.clone(), name.location.clone(), endpoint.clone());
-            match api::http::jobs::run_job(&state, &name, RunJobRequest::default()) {
+            match api::http::jobs::run_job(
+                &state,
+                &api::Caller::Admin,
+                &name,
+                RunJobRequest::default(),
+            ) {
                 Ok(op) => {
                     tracing::info!(job = %job.name, cron = %s.spec.cron, %due, operation = %op.name, "scheduled run")
                 }

@@ -33,6 +33,26 @@ pub(crate) fn attach(network: &Network, instance_id: &str) -> Result<Attachment,
         &["link", "set", "dev", &veth, "master", bridge, "up"],
     )?;
     configure_namespace(network, &netns, address, instance_id)?;
+    // The host answers this address only at its own MAC: another instance cannot take it
+    // over by ARP, which would let it complete TCP handshakes in its name (the metadata
+    // server and the ingress's internal check know callers by source address). MACs are
+    // derived from addresses, so an entry never goes stale when the address is reused.
+    let mac = instance_mac(address);
+    run(
+        &format!("pinning {address} to {mac} on bridge {bridge} for instance {instance_id}"),
+        Tool::Ip,
+        &[
+            "neigh",
+            "replace",
+            &address.to_string(),
+            "lladdr",
+            &mac,
+            "nud",
+            "permanent",
+            "dev",
+            bridge,
+        ],
+    )?;
 
     undo.disarm();
     Ok(Attachment {
