@@ -107,7 +107,8 @@ fn run() -> anyhow::Result<()> {
         Command::Up(args) => runtime.block_on(up::run(*args, &cli.platform, &cli.data_dir)),
         Command::Images(cmd) => runtime.block_on(images::run(cmd, &cli.data_dir)),
         Command::AdminApi(cmd) => {
-            let credentials = cli::Credentials::new(cli.token, &cli.data_dir);
+            let credentials =
+                cli::Credentials::new(cli.token, &cli.data_dir).for_api(cli.platform.api_addr);
             runtime.block_on(cli::run(cmd, &cli.platform, credentials))
         }
     }

@@ -19,11 +19,20 @@ enum Source {
     Missing { file: PathBuf, why: String },
 }
 
-/// The CLI's credential.
-#[derive(Debug, Clone)]
+/// The CLI's credential. Its Debug never shows the token.
+#[derive(Clone)]
 pub struct Credentials {
     token: Option<String>,
     source: Source,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 impl Credentials {
@@ -56,6 +65,25 @@ impl Credentials {
                     .into(),
             ),
             Err(e) => missing(format!("cannot be read: {e}")),
+        }
+    }
+
+    /// The credentials for an API at `addr`: the admin token read from this machine's
+    /// data directory is sent only to a loopback address (it is sent in clear over HTTP,
+    /// and an address elsewhere is another machine's homerun, or someone else's server);
+    /// a token given with `--token` goes wherever it is told.
+    pub fn for_api(self, addr: std::net::SocketAddr) -> Credentials {
+        match &self.source {
+            Source::File(file) if !addr.ip().is_loopback() => Credentials {
+                token: None,
+                source: Source::Missing {
+                    file: file.clone(),
+                    why: format!(
+                        "is this machine's admin token, which the CLI sends only to a loopback API, not to {addr}"
+                    ),
+                },
+            },
+            _ => self,
         }
     }
 
@@ -108,6 +136,26 @@ impl Credentials {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_file_token_goes_to_loopback_only_and_never_into_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(ADMIN_TOKEN_FILE), "hra.secret-value\n").unwrap();
+        let c = Credentials::new(None, dir.path());
+        assert!(!format!("{c:?}").contains("secret-value"));
+        let local = c.clone().for_api("127.0.0.1:8090".parse().unwrap());
+        assert_eq!(local.token(), Some("hra.secret-value"));
+        let remote = c.for_api("192.0.2.1:8090".parse().unwrap());
+        assert_eq!(remote.token(), None);
+        assert!(remote
+            .require()
+            .unwrap_err()
+            .to_string()
+            .contains("loopback"));
+        let flag = Credentials::new(Some("given".into()), dir.path())
+            .for_api("192.0.2.1:8090".parse().unwrap());
+        assert_eq!(flag.token(), Some("given"));
+    }
+
     use super::*;
 
     #[test]
