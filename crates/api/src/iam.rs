@@ -24,10 +24,13 @@
 //! `getOpenIdToken`...: not even owners hold these, as in IAM);
 //! `roles/iam.serviceAccountOpenIdTokenCreator` its ID tokens.
 //!
+//! Members are stored as given; `user:`, `serviceAccount:` and `group:` members compare
+//! by their email without regard to ASCII case ([`same_member`]), as the router does.
+//!
 //! Bindings with a `condition` are kept but grant nothing: homerun does not evaluate
 //! conditions, and a condition can only narrow a grant.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -288,19 +291,43 @@ pub fn roles_granting(permission: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// Whether a binding's member `bound` covers the caller `member`: the same string,
-/// `allUsers` (anyone), or `allAuthenticatedUsers` (any member). An anonymous caller
-/// is `""` (or `allUsers`).
+/// Whether two members are the same one: `user:`, `serviceAccount:` and `group:` members
+/// by their email without regard to ASCII case (as IAM and the router compare them), the
+/// others exactly. Members are stored as given.
+pub fn same_member(a: &str, b: &str) -> bool {
+    match (email_member(a), email_member(b)) {
+        (Some((ka, ea)), Some((kb, eb))) => ka == kb && ea.eq_ignore_ascii_case(eb),
+        _ => a == b,
+    }
+}
+
+/// The kind and email of a `user:`, `serviceAccount:` or `group:` member.
+fn email_member(member: &str) -> Option<(&str, &str)> {
+    let (kind, email) = member.split_once(':')?;
+    matches!(kind, "user" | "serviceAccount" | "group").then_some((kind, email))
+}
+
+/// A member as [`same_member`] compares it: its email in lowercase.
+fn member_key(member: &str) -> String {
+    match email_member(member) {
+        Some((kind, email)) => format!("{kind}:{}", email.to_ascii_lowercase()),
+        None => member.to_string(),
+    }
+}
+
+/// Whether a binding's member `bound` covers the caller `member`: the same member
+/// ([`same_member`]: emails without regard to case), `allUsers` (anyone), or
+/// `allAuthenticatedUsers` (any member). An anonymous caller is `""` (or `allUsers`).
 pub fn member_matches(bound: &str, member: &str) -> bool {
     let anonymous = member.is_empty() || member == ALL_USERS;
     bound == ALL_USERS
         || (bound == ALL_AUTHENTICATED_USERS && !anonymous)
-        || (!anonymous && bound == member)
+        || (!anonymous && same_member(bound, member))
 }
 
 /// Whether `member` holds `permission` under the union of `policies` (a project's and a
 /// resource's). Pass `""` for an anonymous caller (only `allUsers` bindings count).
-/// Bindings with a condition grant nothing.
+/// Bindings with a condition grant nothing. Emails compare without regard to case.
 pub fn policy_allows(policies: &[&Policy], member: &str, permission: &str) -> bool {
     policies.iter().any(|p| {
         p.bindings.iter().any(|b| {
@@ -313,14 +340,26 @@ pub fn policy_allows(policies: &[&Policy], member: &str, permission: &str) -> bo
 
 /// The members that hold `permission` under the union of `policies`, as bound
 /// (`allUsers` and `allAuthenticatedUsers` included as such): for access lists, such as
-/// who may invoke a service (`run.routes.invoke`).
+/// who may invoke a service (`run.routes.invoke`). Members that differ only in the case
+/// of their email are one member, listed once (its first spelling in byte order).
 pub fn members_granted(policies: &[&Policy], permission: &str) -> BTreeSet<String> {
-    policies
+    let mut by_key: BTreeMap<String, &String> = BTreeMap::new();
+    for m in policies
         .iter()
         .flat_map(|p| &p.bindings)
         .filter(|b| b.condition.is_none() && role_grants(&b.role, permission))
-        .flat_map(|b| b.members.iter().cloned())
-        .collect()
+        .flat_map(|b| &b.members)
+    {
+        by_key
+            .entry(member_key(m))
+            .and_modify(|kept| {
+                if m < *kept {
+                    *kept = m;
+                }
+            })
+            .or_insert(m);
+    }
+    by_key.into_values().cloned().collect()
 }
 
 /// The etag of a policy at store revision `revision` (0: no policy stored yet): the
@@ -372,14 +411,15 @@ pub fn load_policy(store: &dyn Store, resource: &str) -> Result<Policy, StoreErr
 }
 
 impl Policy {
-    /// Grants `role` to `member` (a no-op when it already holds it unconditionally).
+    /// Grants `role` to `member` (a no-op when it already holds it unconditionally, under
+    /// its email in any case: [`same_member`]).
     pub fn add_member(&mut self, role: &str, member: &str) {
         match self
             .bindings
             .iter_mut()
             .find(|b| b.role == role && b.condition.is_none())
         {
-            Some(b) if b.members.iter().any(|m| m == member) => {}
+            Some(b) if b.members.iter().any(|m| same_member(m, member)) => {}
             Some(b) => b.members.push(member.to_string()),
             None => self.bindings.push(Binding {
                 role: role.to_string(),
@@ -389,7 +429,8 @@ impl Policy {
         }
     }
 
-    /// Takes `role` from `member` (its unconditional binding); whether it held it.
+    /// Takes `role` from `member` (its unconditional binding, its email in any case:
+    /// [`same_member`]); whether it held it.
     pub fn remove_member(&mut self, role: &str, member: &str) -> bool {
         let mut removed = false;
         for b in self
@@ -398,7 +439,7 @@ impl Policy {
             .filter(|b| b.role == role && b.condition.is_none())
         {
             let before = b.members.len();
-            b.members.retain(|m| m != member);
+            b.members.retain(|m| !same_member(m, member));
             removed |= b.members.len() != before;
         }
         self.bindings.retain(|b| !b.members.is_empty());
@@ -406,7 +447,7 @@ impl Policy {
     }
 
     /// The policy as stored: bindings of the same role and condition merged, members
-    /// once each, bindings without members dropped, `version` 3 when a binding has a
+    /// once each (emails without regard to case, the first spelling kept), bindings without members dropped, `version` 3 when a binding has a
     /// condition and 1 otherwise; no etag.
     pub fn normalized(&self) -> Policy {
         let mut bindings: Vec<Binding> = Vec::new();
@@ -426,7 +467,7 @@ impl Policy {
                 }
             };
             for m in &b.members {
-                if !bindings[at].members.contains(m) {
+                if !bindings[at].members.iter().any(|o| same_member(o, m)) {
                     bindings[at].members.push(m.clone());
                 }
             }
@@ -692,6 +733,44 @@ mod tests {
             members_granted(&both, "run.routes.invoke"),
             BTreeSet::from(["user:b@example.com".to_string()])
         );
+    }
+
+    #[test]
+    fn emails_without_case() {
+        assert!(same_member("user:A@Example.com", "user:a@example.COM"));
+        assert!(same_member(
+            "serviceAccount:X@p.iam.gserviceaccount.com",
+            "serviceAccount:x@P.IAM.gserviceaccount.com"
+        ));
+        assert!(same_member("group:G@x.co", "group:g@x.co"));
+        assert!(!same_member("user:a@x.co", "group:a@x.co"));
+        assert!(!same_member("user:a@x.co", "serviceAccount:a@x.co"));
+        assert!(!same_member("user:a@x.co", "user:b@x.co"));
+        assert!(!same_member("allUsers", "allusers"));
+        assert!(!same_member("domain:X.co", "domain:x.co"));
+        assert!(member_matches("user:A@x.co", "user:a@X.CO"));
+        assert!(!member_matches("user:A@x.co", ""));
+
+        let p = policy(&[("roles/run.invoker", &["user:Bob@x.co", "user:bob@X.co"])]);
+        assert_eq!(p.bindings[0].members, ["user:Bob@x.co"], "added once");
+        assert!(policy_allows(&[&p], "user:BOB@x.co", "run.routes.invoke"));
+        let other = policy(&[("roles/run.invoker", &["user:bob@x.co", "user:Al@x.co"])]);
+        assert_eq!(
+            members_granted(&[&p, &other], "run.routes.invoke"),
+            BTreeSet::from(["user:Al@x.co".to_string(), "user:Bob@x.co".to_string()])
+        );
+        let doubled = Policy {
+            bindings: vec![Binding {
+                role: "roles/run.invoker".into(),
+                members: vec!["user:z@x.co".into(), "user:Z@x.co".into()],
+                condition: None,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(doubled.normalized().bindings[0].members, ["user:z@x.co"]);
+        let mut p = p;
+        assert!(p.remove_member("roles/run.invoker", "user:bob@x.co"));
+        assert!(p.bindings.is_empty());
     }
 
     #[test]

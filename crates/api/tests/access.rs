@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use api::auth::{AuthFailure, Authenticator, Caller};
 use api::http::{router, ApiState, IAM_POLICY_KIND, SECRET_KIND, SECRET_VERSION_KIND};
-use api::naming::{project_number, Endpoint};
+use api::naming::{default_service_account, project_number, Endpoint};
 use api::secret::{resolve_secret, Sealer, SecretError};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use store::{MemStore, Store};
+use store::{MemStore, Op, Precondition, Store};
 use tower::ServiceExt;
 
 const LOC: &str = "/v2/projects/local/locations/local";
@@ -26,11 +26,14 @@ const NOBODY: &str = "user:nobody@example.com";
 const OWNER: &str = "user:owner@example.com";
 const ACCESSOR: &str = "serviceAccount:app@local.iam.gserviceaccount.com";
 
-/// Tokens are the callers' names.
+/// Tokens are the callers' names, or `as:MEMBER`.
 struct Tokens;
 
 impl Authenticator for Tokens {
     fn authenticate(&self, bearer: &str) -> Result<Caller, AuthFailure> {
+        if let Some(member) = bearer.strip_prefix("as:") {
+            return Ok(Caller::Member(member.into()));
+        }
         match bearer {
             "admin" => Ok(Caller::Admin),
             "dev" => Ok(Caller::Member(DEV.into())),
@@ -193,21 +196,51 @@ fn policy(bindings: &[(&str, &[&str])]) -> Value {
     json!({"policy": {"bindings": bindings}})
 }
 
-/// The project's policy: dev a developer, viewer a viewer, owner an owner, app a
-/// secret accessor.
-async fn grant_project_roles(api: &Api, token: Option<&str>) {
-    api.ok(
-        token,
-        "POST",
-        "/v1/projects/local:setIamPolicy",
-        Some(policy(&[
+/// The project's policy: dev a developer who may act as the project's service
+/// accounts, viewer a viewer, owner an owner, app a secret accessor.
+async fn grant_project_roles(api: &Api) {
+    set_project_policy(
+        api,
+        "local",
+        &[
             ("roles/run.developer", &[DEV]),
+            ("roles/iam.serviceAccountUser", &[DEV]),
             ("roles/viewer", &[VIEWER]),
             ("roles/owner", &[OWNER]),
             ("roles/secretmanager.secretAccessor", &[ACCESSOR]),
-        ])),
+        ],
     )
     .await;
+}
+
+/// Sets the policy of `project` as the admin.
+async fn set_project_policy(api: &Api, project: &str, bindings: &[(&str, &[&str])]) {
+    api.ok(
+        Some("admin"),
+        "POST",
+        &format!("/v1/projects/{project}:setIamPolicy"),
+        Some(policy(bindings)),
+    )
+    .await;
+}
+
+/// The default compute account of `project`.
+fn default_account(project: &str) -> String {
+    default_service_account(project)
+}
+
+/// Stores the policy of service account `email` of `project` (homerun has no route
+/// that sets one).
+fn put_account_policy(api: &Api, project: &str, email: &str, bindings: &[(&str, &[&str])]) {
+    let doc = policy(bindings)["policy"].clone();
+    api.store
+        .transact(vec![Op::put(
+            IAM_POLICY_KIND,
+            format!("projects/{project}/serviceAccounts/{email}"),
+            doc,
+            Precondition::Any,
+        )])
+        .unwrap();
 }
 
 #[tokio::test]
@@ -289,7 +322,7 @@ async fn every_route_needs_a_valid_token() {
 #[tokio::test]
 async fn members_are_held_to_their_roles() {
     let api = Api::with(true, true);
-    grant_project_roles(&api, Some("admin")).await;
+    grant_project_roles(&api).await;
     let hello = format!("{SVC}/hello");
 
     // Without a role: denied, whether or not the resource exists, before anything else.
@@ -435,7 +468,8 @@ async fn members_are_held_to_their_roles() {
         .await;
     assert_eq!(tested, json!({}));
 
-    // A role on one service only: that service, not its siblings nor the list.
+    // A role on one service only: that service, not its siblings nor the list (and
+    // acting as the service's account, on the account).
     api.ok(
         Some("admin"),
         "POST",
@@ -443,6 +477,12 @@ async fn members_are_held_to_their_roles() {
         Some(policy(&[("roles/run.developer", &[NOBODY])])),
     )
     .await;
+    put_account_policy(
+        &api,
+        "local",
+        &default_account("local"),
+        &[("roles/iam.serviceAccountUser", &[NOBODY])],
+    );
     api.ok(Some("nobody"), "GET", &hello, None).await;
     api.ok(
         Some("nobody"),
@@ -1071,7 +1111,7 @@ async fn secret_versions_and_their_values() {
 #[tokio::test]
 async fn secrets_need_their_roles() {
     let api = Api::with(true, true);
-    grant_project_roles(&api, Some("admin")).await;
+    grant_project_roles(&api).await;
     let secrets = "/v1/projects/local/secrets";
     let db = format!("{secrets}/db-pass");
     // run.developer has no secret permissions; the owner has them all.
@@ -1146,5 +1186,566 @@ async fn secrets_need_their_roles() {
         api.count(IAM_POLICY_KIND),
         1,
         "only the project's policy is left"
+    );
+}
+
+/// The message of an actAs denial.
+fn act_as_denied(email: &str) -> String {
+    format!("Permission 'iam.serviceAccounts.actAs' denied on service account {email} (or it may not exist).")
+}
+
+fn job_body() -> Value {
+    json!({"template": {"template": {"containers": [{"image": "img"}]}}})
+}
+
+#[tokio::test]
+async fn deploying_needs_act_as_on_the_service_account() {
+    let api = Api::with(true, false);
+    // A developer of the project, who may not act as its service accounts.
+    set_project_policy(&api, "local", &[("roles/run.developer", &[DEV])]).await;
+    let compute = default_account("local");
+    let hello = format!("{SVC}/hello");
+
+    // Create: the template's account is the default compute account after the defaults.
+    for uri in [
+        format!("{SVC}?serviceId=hello"),
+        format!("{SVC}?serviceId=hello&validateOnly=true"),
+    ] {
+        let (_, body) = api
+            .call(Some("dev"), "POST", &uri, Some(service_body()))
+            .await;
+        let e = &body["error"];
+        assert_eq!(
+            (e["code"].as_i64(), e["status"].as_str()),
+            (Some(403), Some("PERMISSION_DENIED")),
+            "{body:#}"
+        );
+        assert_eq!(e["message"], act_as_denied(&compute), "{body:#}");
+        assert_eq!(
+            e["details"][0]["metadata"]["permission"],
+            "iam.serviceAccounts.actAs"
+        );
+        assert_eq!(
+            e["details"][0]["metadata"]["resource"],
+            format!("projects/local/serviceAccounts/{compute}")
+        );
+    }
+    let (code, _, message) = api
+        .fails(
+            Some("dev"),
+            "POST",
+            &format!("{LOC}/jobs?jobId=batch"),
+            Some(job_body()),
+        )
+        .await;
+    assert_eq!((code, message), (403, act_as_denied(&compute)));
+    // PATCH with allowMissing creates: the same.
+    let (code, _, message) = api
+        .fails(
+            Some("dev"),
+            "PATCH",
+            &format!("{hello}?allowMissing=true"),
+            Some(service_body()),
+        )
+        .await;
+    assert_eq!((code, message), (403, act_as_denied(&compute)));
+    assert_eq!(
+        api.count("service") + api.count("job") + api.count("revision"),
+        0
+    );
+
+    // Updates that make no new revision or job template need no actAs; those that do,
+    // need it every time (not only when the account changes).
+    api.ok(
+        Some("admin"),
+        "POST",
+        &format!("{SVC}?serviceId=hello"),
+        Some(service_body()),
+    )
+    .await;
+    api.ok(
+        Some("admin"),
+        "POST",
+        &format!("{LOC}/jobs?jobId=batch"),
+        Some(job_body()),
+    )
+    .await;
+    api.ok(
+        Some("dev"),
+        "PATCH",
+        &format!("{hello}?updateMask=labels"),
+        Some(json!({"labels": {"team": "a"}})),
+    )
+    .await;
+    api.ok(
+        Some("dev"),
+        "PATCH",
+        &format!("{LOC}/jobs/batch?updateMask=labels"),
+        Some(json!({"labels": {"team": "a"}})),
+    )
+    .await;
+    let image2 = json!({"template": {"containers": [{"image": "img:2"}]}});
+    let (code, _, message) = api
+        .fails(Some("dev"), "PATCH", &hello, Some(image2.clone()))
+        .await;
+    assert_eq!((code, message), (403, act_as_denied(&compute)));
+    let (code, _, message) = api
+        .fails(
+            Some("dev"),
+            "PATCH",
+            &format!("{LOC}/jobs/batch"),
+            Some(json!({"template": {"template": {"containers": [{"image": "img:2"}]}}})),
+        )
+        .await;
+    assert_eq!((code, message), (403, act_as_denied(&compute)));
+    assert_eq!(api.count("revision"), 1);
+
+    // The account's own policy grants it.
+    put_account_policy(
+        &api,
+        "local",
+        &compute,
+        &[("roles/iam.serviceAccountUser", &[DEV])],
+    );
+    api.ok(Some("dev"), "PATCH", &hello, Some(image2)).await;
+    assert_eq!(api.count("revision"), 2);
+    api.ok(
+        Some("dev"),
+        "PATCH",
+        &format!("{LOC}/jobs/batch"),
+        Some(json!({"template": {"template": {"containers": [{"image": "img:2"}]}}})),
+    )
+    .await;
+    // ... that account only.
+    let app = "app@local.iam.gserviceaccount.com";
+    let with_account = |email: &str| json!({"template": {"serviceAccount": email, "containers": [{"image": "img"}]}});
+    let (code, _, message) = api
+        .fails(
+            Some("dev"),
+            "POST",
+            &format!("{SVC}?serviceId=app"),
+            Some(with_account(app)),
+        )
+        .await;
+    assert_eq!((code, message), (403, act_as_denied(app)));
+
+    // The project's policy: serviceAccountUser, editor and owner grant actAs on the
+    // project's accounts; run.admin does not.
+    let editor = "user:editor@example.com";
+    let run_admin = "user:runadmin@example.com";
+    set_project_policy(
+        &api,
+        "local",
+        &[
+            ("roles/run.developer", &[DEV]),
+            ("roles/iam.serviceAccountUser", &[DEV]),
+            ("roles/editor", &[editor]),
+            ("roles/owner", &[OWNER]),
+            ("roles/run.admin", &[run_admin]),
+        ],
+    )
+    .await;
+    for (i, token) in ["dev", "owner", &format!("as:{editor}")]
+        .into_iter()
+        .enumerate()
+    {
+        api.ok(
+            Some(token),
+            "POST",
+            &format!("{SVC}?serviceId=app{i}"),
+            Some(with_account(app)),
+        )
+        .await;
+    }
+    let (code, _, message) = api
+        .fails(
+            Some(&format!("as:{run_admin}")),
+            "POST",
+            &format!("{SVC}?serviceId=nope"),
+            Some(with_account(app)),
+        )
+        .await;
+    assert_eq!((code, message), (403, act_as_denied(app)));
+
+    // An account of another project: that project's policy counts, not this one's;
+    // its email in any case.
+    let other = "worker@other.iam.gserviceaccount.com";
+    let (code, _, message) = api
+        .fails(
+            Some("dev"),
+            "POST",
+            &format!("{SVC}?serviceId=w"),
+            Some(with_account(other)),
+        )
+        .await;
+    assert_eq!((code, message), (403, act_as_denied(other)));
+    set_project_policy(&api, "other", &[("roles/iam.serviceAccountUser", &[DEV])]).await;
+    api.ok(
+        Some("dev"),
+        "POST",
+        &format!("{SVC}?serviceId=w"),
+        Some(with_account(other)),
+    )
+    .await;
+    api.ok(
+        Some("dev"),
+        "POST",
+        &format!("{LOC}/jobs?jobId=w"),
+        Some(json!({"template": {"template": {
+            "serviceAccount": "Worker@Other.IAM.gserviceaccount.com",
+            "containers": [{"image": "img"}],
+        }}})),
+    )
+    .await;
+
+    // The default compute account of another project: found by its number among the
+    // projects with a policy; of a number no project has: refused, even to an owner.
+    let other_compute = default_account("other");
+    api.ok(
+        Some("dev"),
+        "POST",
+        &format!("{SVC}?serviceId=oc"),
+        Some(with_account(&other_compute)),
+    )
+    .await;
+    let stranger = format!(
+        "{}-compute@developer.gserviceaccount.com",
+        project_number("nowhere")
+    );
+    for token in ["dev", "owner"] {
+        let (_, body) = api
+            .call(
+                Some(token),
+                "POST",
+                &format!("{SVC}?serviceId=s"),
+                Some(with_account(&stranger)),
+            )
+            .await;
+        assert_eq!(body["error"]["code"], 403, "{body:#}");
+        assert_eq!(body["error"]["message"], act_as_denied(&stranger));
+        assert_eq!(
+            body["error"]["details"][0]["metadata"]["resource"],
+            format!("projects/-/serviceAccounts/{stranger}")
+        );
+    }
+    // An email that is no service account of a project: refused.
+    let (code, _, message) = api
+        .fails(
+            Some("owner"),
+            "POST",
+            &format!("{SVC}?serviceId=s"),
+            Some(with_account("someone@example.com")),
+        )
+        .await;
+    assert_eq!((code, message), (403, act_as_denied("someone@example.com")));
+    // The admin acts as anyone.
+    api.ok(
+        Some("admin"),
+        "POST",
+        &format!("{SVC}?serviceId=s"),
+        Some(with_account(&stranger)),
+    )
+    .await;
+    // A job's run with overrides does not change the account: no actAs.
+    set_project_policy(&api, "local", &[("roles/run.developer", &[DEV])]).await;
+    api.ok(
+        Some("dev"),
+        "POST",
+        &format!("{LOC}/jobs/batch:run"),
+        Some(json!({"overrides": {"taskCount": 2}})),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn running_a_job_with_overrides_needs_its_permission() {
+    let api = Api::with(true, false);
+    let invoker = "user:invoker@example.com";
+    let executor = "user:executor@example.com";
+    let overrider = "user:overrider@example.com";
+    set_project_policy(
+        &api,
+        "local",
+        &[
+            ("roles/run.invoker", &[invoker]),
+            ("roles/run.jobsExecutor", &[executor]),
+            ("roles/run.jobsExecutorWithOverrides", &[overrider]),
+            ("roles/run.developer", &[DEV]),
+            ("roles/editor", &[VIEWER]),
+        ],
+    )
+    .await;
+    api.ok(
+        Some("admin"),
+        "POST",
+        &format!("{LOC}/jobs?jobId=batch"),
+        Some(job_body()),
+    )
+    .await;
+    let run = format!("{LOC}/jobs/batch:run");
+    let overrides = json!({"overrides": {"taskCount": 2}});
+    let denied = "Permission 'run.jobs.runWithOverrides' denied on resource 'projects/local/locations/local/jobs/batch' (or it may not exist).";
+    for member in [invoker, executor] {
+        let token = format!("as:{member}");
+        // Without overrides (or with empty ones): run.jobs.run is enough.
+        for body in [
+            json!({}),
+            json!({"overrides": {}}),
+            json!({"overrides": {"containerOverrides": []}}),
+        ] {
+            api.ok(Some(&token), "POST", &run, Some(body)).await;
+        }
+        for body in [
+            overrides.clone(),
+            json!({"overrides": {"containerOverrides": [{"args": ["x"]}]}}),
+            json!({"overrides": {"timeout": "5s"}, "validateOnly": true}),
+        ] {
+            let (_, e) = api.call(Some(&token), "POST", &run, Some(body)).await;
+            assert_eq!(e["error"]["code"], 403, "{member}: {e:#}");
+            assert_eq!(e["error"]["status"], "PERMISSION_DENIED");
+            assert_eq!(e["error"]["message"], denied, "{member}");
+        }
+    }
+    // Before the job is read: the same for a job that does not exist.
+    let (_, e) = api
+        .call(
+            Some(&format!("as:{invoker}")),
+            "POST",
+            &format!("{LOC}/jobs/nope:run"),
+            Some(overrides.clone()),
+        )
+        .await;
+    assert_eq!(e["error"]["code"], 403, "{e:#}");
+    let executions = api.count("execution");
+    assert_eq!(executions, 6);
+    for token in [
+        format!("as:{overrider}"),
+        "dev".into(),
+        "viewer".into(),
+        "admin".into(),
+    ] {
+        api.ok(Some(&token), "POST", &run, Some(overrides.clone()))
+            .await;
+    }
+    assert_eq!(api.count("execution"), executions + 4);
+    // On the job's own policy.
+    api.ok(
+        Some("admin"),
+        "POST",
+        &format!("{LOC}/jobs/batch:setIamPolicy"),
+        Some(policy(&[(
+            "roles/run.jobsExecutorWithOverrides",
+            &[invoker],
+        )])),
+    )
+    .await;
+    api.ok(
+        Some(&format!("as:{invoker}")),
+        "POST",
+        &run,
+        Some(overrides),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn making_a_service_public_needs_set_iam_policy() {
+    let api = Api::with(true, false);
+    let run_admin = "user:runadmin@example.com";
+    set_project_policy(
+        &api,
+        "local",
+        &[
+            ("roles/run.developer", &[DEV]),
+            ("roles/iam.serviceAccountUser", &[DEV, run_admin]),
+            ("roles/run.admin", &[run_admin]),
+        ],
+    )
+    .await;
+    let public =
+        json!({"invokerIamDisabled": true, "template": {"containers": [{"image": "img"}]}});
+    let denied = |s: &str| {
+        format!("Permission 'run.services.setIamPolicy' denied on resource 'projects/local/locations/local/services/{s}' (or it may not exist).")
+    };
+    for uri in [
+        format!("{SVC}?serviceId=pub"),
+        format!("{SVC}?serviceId=pub&validateOnly=true"),
+        format!("{SVC}/pub?allowMissing=true"),
+    ] {
+        let method = if uri.contains("allowMissing") {
+            "PATCH"
+        } else {
+            "POST"
+        };
+        let (code, status, message) = api
+            .fails(Some("dev"), method, &uri, Some(public.clone()))
+            .await;
+        assert_eq!((code, status.as_str()), (403, "PERMISSION_DENIED"), "{uri}");
+        assert_eq!(message, denied("pub"), "{uri}");
+    }
+    assert_eq!(api.count("service"), 0);
+    // Private: fine, explicitly or not.
+    api.ok(
+        Some("dev"),
+        "POST",
+        &format!("{SVC}?serviceId=pub"),
+        Some(json!({"invokerIamDisabled": false, "template": {"containers": [{"image": "img"}]}})),
+    )
+    .await;
+    let pub_uri = format!("{SVC}/pub");
+    // Turning it on: denied, with or without a mask, also as a check only.
+    for uri in [
+        pub_uri.clone(),
+        format!("{pub_uri}?updateMask=invokerIamDisabled"),
+        format!("{pub_uri}?validateOnly=true"),
+    ] {
+        let (code, _, message) = api
+            .fails(Some("dev"), "PATCH", &uri, Some(public.clone()))
+            .await;
+        assert_eq!((code, message), (403, denied("pub")), "{uri}");
+    }
+    // A mask that leaves it out changes nothing of it.
+    api.ok(
+        Some("dev"),
+        "PATCH",
+        &format!("{pub_uri}?updateMask=labels"),
+        Some(json!({"invokerIamDisabled": true, "labels": {"a": "b"}})),
+    )
+    .await;
+    // run.admin holds setIamPolicy.
+    let admin_token = format!("as:{run_admin}");
+    api.ok(Some(&admin_token), "PATCH", &pub_uri, Some(public.clone()))
+        .await;
+    let got = api.ok(Some("dev"), "GET", &pub_uri, None).await;
+    assert_eq!(got["invokerIamDisabled"], true);
+    // The developer may change the public service's other fields, not turn it off.
+    api.ok(
+        Some("dev"),
+        "PATCH",
+        &pub_uri,
+        Some(json!({"invokerIamDisabled": true, "template": {"containers": [{"image": "img:2"}]}})),
+    )
+    .await;
+    let (code, _, message) = api
+        .fails(Some("dev"), "PATCH", &pub_uri, Some(service_body()))
+        .await;
+    assert_eq!((code, message), (403, denied("pub")));
+    // A role on the service's own policy counts.
+    api.ok(
+        Some("admin"),
+        "POST",
+        &format!("{pub_uri}:setIamPolicy"),
+        Some(policy(&[("roles/run.admin", &[DEV])])),
+    )
+    .await;
+    api.ok(Some("dev"), "PATCH", &pub_uri, Some(service_body()))
+        .await;
+    assert_eq!(
+        api.ok(Some("dev"), "GET", &pub_uri, None).await["invokerIamDisabled"],
+        Value::Null
+    );
+    api.ok(
+        Some(&admin_token),
+        "POST",
+        &format!("{SVC}?serviceId=open"),
+        Some(public),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn member_emails_compare_without_case() {
+    let api = Api::with(true, false);
+    let bound = [
+        "user:Viewer@Example.COM",
+        "serviceAccount:Dev@Local.iam.gserviceaccount.com",
+    ];
+    set_project_policy(
+        &api,
+        "local",
+        &[
+            ("roles/run.viewer", &bound[..1]),
+            ("roles/run.developer", &bound[1..]),
+            ("roles/iam.serviceAccountUser", &bound[1..]),
+        ],
+    )
+    .await;
+    // Stored as given.
+    let got = api
+        .ok(
+            Some("admin"),
+            "POST",
+            "/v1/projects/local:getIamPolicy",
+            None,
+        )
+        .await;
+    assert_eq!(got["bindings"][0]["members"], json!([bound[0]]), "{got:#}");
+    assert_eq!(got["bindings"][1]["members"], json!([bound[1]]), "{got:#}");
+    for member in [
+        "user:viewer@example.com",
+        "user:VIEWER@EXAMPLE.COM",
+        "user:Viewer@Example.COM",
+    ] {
+        api.ok(Some(&format!("as:{member}")), "GET", SVC, None)
+            .await;
+    }
+    // The kind still counts, and so does every other letter.
+    for member in [
+        "serviceAccount:viewer@example.com",
+        "user:viewer@example.co",
+        "user:viewers@example.com",
+    ] {
+        let (code, ..) = api
+            .fails(Some(&format!("as:{member}")), "GET", SVC, None)
+            .await;
+        assert_eq!(code, 403, "{member}");
+    }
+    // dev's token is all lowercase: the developer deploys (acting as the default account).
+    api.ok(
+        Some("dev"),
+        "POST",
+        &format!("{SVC}?serviceId=hello"),
+        Some(service_body()),
+    )
+    .await;
+    let tested = api
+        .ok(
+            Some("as:user:VIEWER@example.com"),
+            "POST",
+            &format!("{SVC}/hello:testIamPermissions"),
+            Some(json!({"permissions": ["run.services.get", "run.services.update"]})),
+        )
+        .await;
+    assert_eq!(tested, json!({"permissions": ["run.services.get"]}));
+    // A service's invokers: one member however it is spelled.
+    api.ok(
+        Some("admin"),
+        "POST",
+        &format!("{SVC}/hello:setIamPolicy"),
+        Some(policy(&[(
+            "roles/run.invoker",
+            &["user:A@b.co", "user:a@B.co"],
+        )])),
+    )
+    .await;
+    let service = api::iam::load_policy(
+        api.store.as_ref(),
+        "projects/local/locations/local/services/hello",
+    )
+    .unwrap();
+    assert_eq!(
+        service.bindings[0].members,
+        ["user:A@b.co"],
+        "merged on setIamPolicy"
+    );
+    let project = api::iam::load_policy(api.store.as_ref(), "projects/local").unwrap();
+    let mut invokers = service.clone();
+    invokers.bindings[0].members.push("user:a@b.CO".into());
+    assert_eq!(
+        api::iam::members_granted(&[&invokers, &project], "run.routes.invoke"),
+        std::collections::BTreeSet::from([
+            "serviceAccount:Dev@Local.iam.gserviceaccount.com".to_string(),
+            "user:A@b.co".to_string(),
+        ])
     );
 }

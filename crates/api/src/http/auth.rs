@@ -16,20 +16,42 @@
 //!   nothing of the resource. `:testIamPermissions` needs no permission (it answers with
 //!   the caller's own). A path the table does not know is a 404 for members.
 //!
-//! The caller is put in the request's extensions for the handlers (`testIamPermissions`);
-//! without authentication there is none, and handlers take the caller as the admin.
+//! Some requests need more of a member than their route's permission, which depends on
+//! the body and on what is stored; the handlers check it (`require`,
+//! `require_act_as`), after validation, also with `validateOnly`:
+//!
+//! - a service or job template that makes a new revision (a service's create, or an
+//!   update that changes its template) or a new job template (a job's create, or an
+//!   update that changes its template) needs `iam.serviceAccounts.actAs` ([`ACT_AS`]) on
+//!   the service account it runs as, after the defaults (the default compute account
+//!   counts), under the policy of the account's project and the account's own
+//!   ([`service_account_project`]); else 403 "Permission 'iam.serviceAccounts.actAs'
+//!   denied on service account EMAIL (or it may not exist)." ([`act_as_denied`]);
+//! - a service's create with `invokerIamDisabled: true`, or an update that changes
+//!   `invokerIamDisabled`, needs `run.services.setIamPolicy` on the service (making it
+//!   public is setting who may invoke it);
+//! - a job's `:run` with overrides (not empty) needs `run.jobs.runWithOverrides` on the
+//!   job; the overrides cannot change the service account.
+//!
+//! The caller is put in the request's extensions for the handlers (`testIamPermissions`,
+//! the checks above); without authentication there is none, and handlers take the caller
+//! as the admin.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::{blocking, error_response, split_verb, store_status, ApiState};
+use store::{Store, StoreError};
+
+use super::{all_records, blocking, error_response, split_verb, store_status, ApiState};
 use crate::auth::{AuthFailure, Authenticator, Caller};
-use crate::iam::load_policy;
+use crate::iam::{load_policy, IAM_POLICY_KIND};
 use crate::json::EnumEncoding;
+use crate::names::validate_project_id;
+use crate::naming::{default_service_account, project_number};
 use crate::status::{Code, ErrorInfo, Status};
 
 /// The message of a request without credentials (Google's).
@@ -152,9 +174,9 @@ pub fn authorize(
     method: &Method,
     path: &str,
 ) -> Result<(), Status> {
-    let Caller::Member(member) = caller else {
+    if *caller == Caller::Admin {
         return Ok(());
-    };
+    }
     match need(method, path) {
         Need::Unknown => Err(Status::not_found(
             "The requested URL was not found on this server.",
@@ -164,21 +186,156 @@ pub fn authorize(
             permission,
             resource,
             policies,
-        } => {
-            let loaded = policies
-                .iter()
-                .map(|name| load_policy(state.store.as_ref(), name))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(store_status)?;
-            let refs: Vec<_> = loaded.iter().collect();
-            if crate::iam::policy_allows(&refs, member, permission) {
-                Ok(())
-            } else {
-                tracing::debug!(member, permission, resource, "permission denied");
-                Err(permission_denied(permission, &resource))
-            }
-        }
+        } => require(state, caller, permission, &resource, &policies),
     }
+}
+
+/// Whether `member` holds `permission` under the union of the policies named `policies`.
+fn holds(
+    state: &ApiState,
+    member: &str,
+    permission: &str,
+    policies: &[String],
+) -> Result<bool, Status> {
+    let loaded = policies
+        .iter()
+        .map(|name| load_policy(state.store.as_ref(), name))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(store_status)?;
+    let refs: Vec<_> = loaded.iter().collect();
+    Ok(crate::iam::policy_allows(&refs, member, permission))
+}
+
+/// Fails with [`permission_denied`] on `resource` unless `caller` holds `permission`
+/// under the union of the policies named `policies` (the admin holds everything).
+pub(crate) fn require(
+    state: &ApiState,
+    caller: &Caller,
+    permission: &str,
+    resource: &str,
+    policies: &[String],
+) -> Result<(), Status> {
+    let Caller::Member(member) = caller else {
+        return Ok(());
+    };
+    if holds(state, member, permission, policies)? {
+        Ok(())
+    } else {
+        tracing::debug!(member, permission, resource, "permission denied");
+        Err(permission_denied(permission, resource))
+    }
+}
+
+/// `PERMISSION_DENIED` of a service account the caller may not act as (Cloud Run's
+/// words); `name` the account's resource name (`projects/P/serviceAccounts/EMAIL`,
+/// `projects/-/...` when its project is unknown).
+pub fn act_as_denied(email: &str, name: &str) -> Status {
+    Status::new(
+        Code::PermissionDenied,
+        format!("Permission '{ACT_AS}' denied on service account {email} (or it may not exist)."),
+    )
+    .with_detail(ErrorInfo {
+        reason: "IAM_PERMISSION_DENIED".into(),
+        domain: "iam.googleapis.com".into(),
+        metadata: BTreeMap::from([
+            ("permission".into(), ACT_AS.into()),
+            ("resource".into(), name.into()),
+        ]),
+    })
+}
+
+/// The permission a member needs on the service account a new revision or job template
+/// runs as.
+pub const ACT_AS: &str = "iam.serviceAccounts.actAs";
+
+/// The project service account `email` belongs to: `P` for `x@P.iam.gserviceaccount.com`;
+/// for the default compute account `N-compute@developer.gserviceaccount.com` the project
+/// whose [`project_number`] is `N`: `resource_project` (the project of the service or
+/// job that names it) when its number is `N`, else one an IAM policy is stored in
+/// (`projects/X...`); `None` when there is none, or for any other email. The email's
+/// case does not matter.
+pub fn service_account_project(
+    store: &dyn Store,
+    email: &str,
+    resource_project: &str,
+) -> Result<Option<String>, StoreError> {
+    let email = email.to_ascii_lowercase();
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return Ok(None);
+    };
+    if let Some(project) = domain.strip_suffix(".iam.gserviceaccount.com") {
+        return Ok(validate_project_id(project)
+            .is_ok()
+            .then(|| project.to_string()));
+    }
+    if domain != "developer.gserviceaccount.com" {
+        return Ok(None);
+    }
+    let number = match local.strip_suffix("-compute") {
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => return Ok(None),
+    };
+    let Ok(number) = number.parse::<u64>() else {
+        return Ok(None);
+    };
+    if project_number(resource_project) == number {
+        return Ok(Some(resource_project.to_string()));
+    }
+    let projects: BTreeSet<String> = all_records(store, IAM_POLICY_KIND, "")?
+        .into_iter()
+        .filter_map(|r| {
+            let rest = r.name.strip_prefix("projects/")?;
+            Some(rest.split('/').next().unwrap_or(rest).to_string())
+        })
+        .collect();
+    Ok(projects.into_iter().find(|p| project_number(p) == number))
+}
+
+/// Fails with [`act_as_denied`] unless `caller` may act as the service account `email`
+/// (empty: the default compute account of `resource_project`), which a service's or
+/// job's template in `resource_project` names: `iam.serviceAccounts.actAs` under the
+/// policy of the account's project ([`service_account_project`]; an account of no
+/// known project is refused) and the account's own (`projects/P/serviceAccounts/EMAIL`,
+/// when stored). The admin may act as anyone.
+pub(crate) fn require_act_as(
+    state: &ApiState,
+    caller: &Caller,
+    email: &str,
+    resource_project: &str,
+) -> Result<(), Status> {
+    let Caller::Member(member) = caller else {
+        return Ok(());
+    };
+    let default;
+    let email = if email.is_empty() {
+        default = default_service_account(resource_project);
+        default.as_str()
+    } else {
+        email
+    };
+    let project = service_account_project(state.store.as_ref(), email, resource_project)
+        .map_err(store_status)?;
+    let allowed = match &project {
+        Some(p) => holds(
+            state,
+            member,
+            ACT_AS,
+            &[
+                format!("projects/{p}"),
+                format!("projects/{p}/serviceAccounts/{email}"),
+            ],
+        )?,
+        None => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let name = format!(
+        "projects/{}/serviceAccounts/{email}",
+        project.as_deref().unwrap_or("-")
+    );
+    tracing::debug!(member, account = email, "actAs denied");
+    Err(act_as_denied(email, &name))
 }
 
 /// Decodes `%XX` escapes (as axum's `Path` does), leaving malformed ones as they are.
@@ -723,6 +880,41 @@ mod tests {
         ] {
             assert_eq!(need(&method, &path), Need::Unknown, "{method} {path}");
         }
+    }
+
+    #[test]
+    fn service_account_projects() {
+        use store::{MemStore, Op, Precondition};
+        let store = MemStore::new();
+        let project =
+            |email: &str, resource: &str| service_account_project(&store, email, resource).unwrap();
+        let some = |p: &str| Some(p.to_string());
+        assert_eq!(project("a@p.iam.gserviceaccount.com", "q"), some("p"));
+        assert_eq!(project("A@P.IAM.gserviceaccount.com", "q"), some("p"));
+        assert_eq!(project("a@P_x.iam.gserviceaccount.com", "q"), None);
+        assert_eq!(project("a@example.com", "q"), None);
+        assert_eq!(project("nobody", "q"), None);
+        assert_eq!(project(&default_service_account("q"), "q"), some("q"));
+        let other = default_service_account("other");
+        assert_eq!(project(&other, "q"), None);
+        assert_eq!(
+            project("+1-compute@developer.gserviceaccount.com", "q"),
+            None
+        );
+        assert_eq!(
+            project("x-compute@developer.gserviceaccount.com", "q"),
+            None
+        );
+        store
+            .transact(vec![Op::put(
+                IAM_POLICY_KIND,
+                "projects/other/locations/l/services/s",
+                serde_json::json!({}),
+                Precondition::Any,
+            )])
+            .unwrap();
+        assert_eq!(project(&other, "q"), some("other"));
+        assert_eq!(project(&other.to_uppercase(), "q"), some("other"));
     }
 
     #[test]

@@ -27,6 +27,11 @@
 //! **running** operation whose metadata is the execution. The controller finishes that operation
 //! when the execution ends ([`super::complete_operation`]).
 //!
+//! A member needs more than the route's permission for some of these (see
+//! [`super::auth`]): `iam.serviceAccounts.actAs` on the service account (after the
+//! defaults) of a new job template (a create, or an update that changes the template),
+//! and `run.jobs.runWithOverrides` for a `:run` with overrides.
+//!
 //! `validateOnly` does every check and writes nothing: the operation returned is done,
 //! its response the job (or, for `:run`, the execution) as it would be.
 
@@ -36,6 +41,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::response::Response;
 use store::{Op, Precondition};
 
+use super::auth::{require, require_act_as};
 use super::iam::{caller_of, custom_method, delete_policy_op, policy_race, Target};
 use super::{
     all_names, answer, blocking, check_etag, done_operation, error_response, invalid_field,
@@ -47,7 +53,9 @@ use crate::auth::Caller;
 use crate::condition::{types, Condition, ConditionState};
 use crate::defaults::apply_job_defaults;
 use crate::execution::Execution;
-use crate::job::{CompletionStatus, ExecutionReference, Job, ListJobsResponse, RunJobRequest};
+use crate::job::{
+    CompletionStatus, ExecutionReference, Job, ListJobsResponse, Overrides, RunJobRequest,
+};
 use crate::json::to_value;
 use crate::names::{validate_job_id, JobName};
 use crate::naming::{generate_execution_id, new_uid};
@@ -64,6 +72,7 @@ const ATTEMPTS: usize = 5;
 
 pub(crate) async fn create(
     State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
     Path((project, location)): Path<(String, String)>,
     query: Q,
     body: Bytes,
@@ -73,6 +82,7 @@ pub(crate) async fn create(
         Err(e) => return error_response(&e, Default::default()),
     };
     let encoding = params.encoding();
+    let caller = caller_of(caller);
     let result = blocking(move || {
         let parent = state.location(&project, &location)?;
         let job_id = params.str("jobId").unwrap_or("").to_string();
@@ -82,7 +92,7 @@ pub(crate) async fn create(
         validate_job_id(&job_id).map_err(|e| invalid_field("jobId", e.to_string()))?;
         let validate_only = params.bool("validateOnly")?;
         let request: Job = parse_body(&body, "job")?;
-        create_job(&state, &parent.job(job_id), request, validate_only)
+        create_job(&state, &caller, &parent.job(job_id), request, validate_only)
     })
     .await;
     json_response(result, encoding)
@@ -141,6 +151,7 @@ pub(crate) async fn get(
 
 pub(crate) async fn update(
     State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
     Path((project, location, job)): Path<(String, String, String)>,
     query: Q,
     body: Bytes,
@@ -150,13 +161,22 @@ pub(crate) async fn update(
         Err(e) => return error_response(&e, Default::default()),
     };
     let encoding = params.encoding();
+    let caller = caller_of(caller);
     let result = blocking(move || {
         let name = job_name(&state, &project, &location, &job)?;
         let validate_only = params.bool("validateOnly")?;
         let allow_missing = params.bool("allowMissing")?;
         let paths = params.list("updateMask");
         let request: Job = parse_body(&body, "job")?;
-        update_job(&state, &name, request, &paths, validate_only, allow_missing)
+        update_job(
+            &state,
+            &caller,
+            &name,
+            request,
+            &paths,
+            validate_only,
+            allow_missing,
+        )
     })
     .await;
     json_response(result, encoding)
@@ -212,7 +232,7 @@ pub(crate) async fn post(
         }
         let mut request: RunJobRequest = parse_body(&body, "")?;
         request.validate_only |= params.bool("validateOnly")?;
-        let operation = run_job(&state, &name, request)?;
+        let operation = run_job(&state, &caller, &name, request)?;
         Ok(to_value(&operation, encoding))
     })
     .await;
@@ -387,14 +407,41 @@ fn commit_status(e: store::StoreError, name: &JobName) -> Status {
     }
 }
 
-/// `CreateJob`.
+/// What a create or update needs of a member beyond its route's permission (see
+/// [`super::auth`]): `iam.serviceAccounts.actAs` on the service account (after the
+/// defaults) of a new job template: on create, or when an update changes the template.
+fn check_plan(
+    state: &ApiState,
+    caller: &Caller,
+    name: &JobName,
+    current: Option<&Job>,
+    job: &Job,
+    changed: bool,
+) -> Result<(), Status> {
+    if caller.member().is_none() || !changed {
+        return Ok(());
+    }
+    if current.is_some_and(|c| c.template == job.template) {
+        return Ok(());
+    }
+    let account = job
+        .template
+        .as_ref()
+        .and_then(|t| t.template.as_ref())
+        .map_or("", |t| t.service_account.as_str());
+    require_act_as(state, caller, account, &name.project)
+}
+
+/// `CreateJob`; `caller` is held to what the module documentation says a member needs.
 pub fn create_job(
     state: &ApiState,
+    caller: &Caller,
     name: &JobName,
     request: Job,
     validate_only: bool,
 ) -> Result<Operation, Status> {
     let (job, _) = plan(name, None, request)?;
+    check_plan(state, caller, name, None, &job, true)?;
     if validate_only {
         let existing = state
             .store
@@ -411,9 +458,11 @@ pub fn create_job(
     commit(state, name, job, true, Precondition::Absent).map_err(|e| commit_status(e, name))
 }
 
-/// `UpdateJob` (`paths`: the `updateMask`).
+/// `UpdateJob` (`paths`: the `updateMask`); `caller` is held to what the
+/// module documentation says a member needs.
 pub fn update_job(
     state: &ApiState,
+    caller: &Caller,
     name: &JobName,
     request: Job,
     paths: &[String],
@@ -425,7 +474,7 @@ pub fn update_job(
         let record = state.store.get(JOB_KIND, &key).map_err(store_status)?;
         let Some(record) = record else {
             if allow_missing {
-                return create_job(state, name, request, validate_only);
+                return create_job(state, caller, name, request, validate_only);
             }
             return Err(job_not_found(name));
         };
@@ -437,6 +486,7 @@ pub fn update_job(
             mask::apply_fields(&current, &request, paths, mask::JOB_WRITABLE, "job")?
         };
         let (job, changed) = plan(name, Some(&current), desired)?;
+        check_plan(state, caller, name, Some(&current), &job, changed)?;
         if validate_only {
             return Ok(done_operation(new_operation_name(&name.parent()), job));
         }
@@ -516,13 +566,25 @@ pub fn delete_job(
     Ok(operation)
 }
 
-/// `RunJob`: see the module documentation.
+/// `RunJob`: see the module documentation. With overrides (not empty) a member needs
+/// `run.jobs.runWithOverrides` on the job, checked before the job is read.
 pub fn run_job(
     state: &ApiState,
+    caller: &Caller,
     name: &JobName,
     request: RunJobRequest,
 ) -> Result<Operation, Status> {
     let overrides = request.overrides.clone().unwrap_or_default();
+    if overrides != Overrides::default() {
+        let key = name.to_string();
+        require(
+            state,
+            caller,
+            "run.jobs.runWithOverrides",
+            &key,
+            &[format!("projects/{}", name.project), key.clone()],
+        )?;
+    }
     for attempt in 1..=ATTEMPTS {
         let key = name.to_string();
         let (mut job, revision) = read_job(state, name)?;

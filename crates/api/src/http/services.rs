@@ -17,6 +17,11 @@
 //!    service, in one store transaction, pokes `changed` and returns the operation.
 //!    The controller finishes it with [`super::complete_operation`].
 //!
+//! A member needs more than `run.services.create` or `update` for some mutations (checked
+//! after step 1, see [`super::auth`]): `run.services.setIamPolicy` on the service to
+//! create it with `invokerIamDisabled` or to change that, and `iam.serviceAccounts.actAs`
+//! on the service account (after the defaults) of every new revision.
+//!
 //! An update that changes nothing writes an operation that is already done (its
 //! response the service as it is). `validateOnly` does every check and writes nothing:
 //! the operation returned is done, its response the service as it would be, and it is
@@ -33,6 +38,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::response::Response;
 use store::{Op, Precondition, Record};
 
+use super::auth::{require, require_act_as};
 use super::iam::{caller_of, custom_method, delete_policy_op, policy_race, Target};
 use super::{
     all_names, answer, blocking, check_etag, done_operation, error_response, from_doc,
@@ -60,6 +66,7 @@ const UPDATE_ATTEMPTS: usize = 5;
 
 pub(crate) async fn create(
     State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
     Path((project, location)): Path<(String, String)>,
     query: Q,
     body: Bytes,
@@ -69,6 +76,7 @@ pub(crate) async fn create(
         Err(e) => return error_response(&e, Default::default()),
     };
     let encoding = params.encoding();
+    let caller = caller_of(caller);
     let result = blocking(move || {
         let parent = state.location(&project, &location)?;
         let service_id = params.str("serviceId").unwrap_or("").to_string();
@@ -79,7 +87,7 @@ pub(crate) async fn create(
         let validate_only = params.bool("validateOnly")?;
         let request: Service = parse_body(&body, "service")?;
         let name = parent.service(service_id);
-        create_service(&state, &name, request, validate_only)
+        create_service(&state, &caller, &name, request, validate_only)
     })
     .await;
     json_response(result, encoding)
@@ -136,6 +144,7 @@ pub(crate) async fn list(
 
 pub(crate) async fn update(
     State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
     Path((project, location, service)): Path<(String, String, String)>,
     query: Q,
     body: Bytes,
@@ -145,13 +154,22 @@ pub(crate) async fn update(
         Err(e) => return error_response(&e, Default::default()),
     };
     let encoding = params.encoding();
+    let caller = caller_of(caller);
     let result = blocking(move || {
         let name = service_name(&state, &project, &location, &service)?;
         let validate_only = params.bool("validateOnly")?;
         let allow_missing = params.bool("allowMissing")?;
         let paths = params.list("updateMask");
         let request: Service = parse_body(&body, "service")?;
-        update_service(&state, &name, request, &paths, validate_only, allow_missing)
+        update_service(
+            &state,
+            &caller,
+            &name,
+            request,
+            &paths,
+            validate_only,
+            allow_missing,
+        )
     })
     .await;
     json_response(result, encoding)
@@ -500,14 +518,53 @@ fn commit_status(e: store::StoreError, name: &ServiceName) -> Status {
     }
 }
 
-/// `CreateService`.
+/// What a mutation needs of a member beyond its route's permission (see
+/// [`super::auth`]): `run.services.setIamPolicy` on the service when it changes
+/// `invokerIamDisabled` (or creates the service with it), and `iam.serviceAccounts.actAs`
+/// on the account of a new revision.
+fn check_plan(
+    state: &ApiState,
+    caller: &Caller,
+    name: &ServiceName,
+    current: Option<&Service>,
+    plan: &Plan,
+) -> Result<(), Status> {
+    if caller.member().is_none() || !plan.changed {
+        return Ok(());
+    }
+    let was_public = current.is_some_and(|c| c.invoker_iam_disabled);
+    if plan.service.invoker_iam_disabled != was_public {
+        let key = name.to_string();
+        require(
+            state,
+            caller,
+            "run.services.setIamPolicy",
+            &key,
+            &[format!("projects/{}", name.project), key.clone()],
+        )?;
+    }
+    if plan.revision.is_some() {
+        let account = plan
+            .service
+            .template
+            .as_ref()
+            .map_or("", |t| t.service_account.as_str());
+        require_act_as(state, caller, account, &name.project)?;
+    }
+    Ok(())
+}
+
+/// `CreateService`; `caller` is held to what the module documentation says a member
+/// needs.
 pub fn create_service(
     state: &ApiState,
+    caller: &Caller,
     name: &ServiceName,
     request: Service,
     validate_only: bool,
 ) -> Result<Operation, Status> {
     let plan = plan(state, name, None, request)?;
+    check_plan(state, caller, name, None, &plan)?;
     if validate_only {
         let existing = state
             .store
@@ -531,9 +588,11 @@ pub fn create_service(
     commit(state, name, plan, Precondition::Absent).map_err(|e| commit_status(e, name))
 }
 
-/// `UpdateService` (`paths`: the `updateMask`).
+/// `UpdateService` (`paths`: the `updateMask`); `caller` is held to what the
+/// module documentation says a member needs.
 pub fn update_service(
     state: &ApiState,
+    caller: &Caller,
     name: &ServiceName,
     request: Service,
     paths: &[String],
@@ -545,7 +604,7 @@ pub fn update_service(
         let record = state.store.get(SERVICE_KIND, &key).map_err(store_status)?;
         let Some(record) = record else {
             if allow_missing {
-                return create_service(state, name, request, validate_only);
+                return create_service(state, caller, name, request, validate_only);
             }
             return Err(service_not_found(name));
         };
@@ -557,6 +616,7 @@ pub fn update_service(
             mask::apply(&current, &request, paths)?
         };
         let plan = plan(state, name, Some(&current), desired)?;
+        check_plan(state, caller, name, Some(&current), &plan)?;
         if validate_only {
             return Ok(done_operation(
                 new_operation_name(&name.parent()),
