@@ -548,3 +548,106 @@ fn secrets_reach_containers_and_nothing_else() {
     }
     stop_clean(p);
 }
+
+#[test]
+fn a_job_task_has_its_identity_and_secrets() {
+    let Some(p) = platform(219) else { return };
+    let account = "tasker@local.iam.gserviceaccount.com";
+    let (status, s) = p.call(
+        "POST",
+        "/v1/projects/local/secrets?secretId=task-key",
+        Some(&json!({"replication": {"automatic": {}}})),
+    );
+    assert_eq!(status, 200, "{s}");
+    let data = base64::engine::general_purpose::STANDARD.encode("task-secret-Wq9");
+    let (status, v) = p.call(
+        "POST",
+        "/v1/projects/local/secrets/task-key:addVersion",
+        Some(&json!({"payload": {"data": data}})),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, e) = set_policy(
+        &p,
+        "/v1/projects/local/secrets/task-key",
+        json!([{"role": "roles/secretmanager.secretAccessor", "members": [format!("serviceAccount:{account}")]}]),
+    );
+    assert_eq!(status, 200, "{e}");
+    let job = json!({"template": {"taskCount": 2, "template": {
+        "serviceAccount": account,
+        "maxRetries": 0,
+        "containers": [{
+            "image": image("probe"),
+            "args": ["job"],
+            "env": [
+                {"name": "PROBE_METADATA", "value": "instance/service-accounts/default/email,project/project-id"},
+                {"name": "TASK_KEY", "valueSource": {"secretKeyRef": {"secret": "task-key", "version": "latest"}}},
+            ],
+        }],
+    }}});
+    let (status, op) = p.call(
+        "POST",
+        &format!("{}/jobs?jobId=who", p.location()),
+        Some(&job),
+    );
+    assert_eq!(status, 200, "{op}");
+    ok_response(&p.wait(&op));
+    let (status, op) = p.call(
+        "POST",
+        &format!("{}/jobs/who:run", p.location()),
+        Some(&json!({})),
+    );
+    assert_eq!(status, 200, "{op}");
+    let done = p.wait(&op);
+    let execution = ok_response(&done)["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{done}"))
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, logs) = p.call(
+        "GET",
+        &format!("/homerun/v1/projects/local/locations/local/jobs/who/executions/{execution}/logs"),
+        None,
+    );
+    assert_eq!(status, 200, "{logs}");
+    let lines: Vec<Value> = logs["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            let text = e["text"].as_str().unwrap_or_default();
+            serde_json::from_str::<Value>(text).ok()
+        })
+        .collect();
+    let answers: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l.get("metadata").is_some())
+        .collect();
+    assert_eq!(
+        answers.len(),
+        4,
+        "two answers from each of two tasks: {logs}"
+    );
+    for a in &answers {
+        assert_eq!(a["status"], 200, "{a}");
+        let want = if a["metadata"] == "project/project-id" {
+            "local"
+        } else {
+            account
+        };
+        assert_eq!(a["body"], want, "{a}");
+    }
+    // Each task saw the secret in its environment (the probe prints its env).
+    let envs: Vec<&Value> = lines.iter().filter(|l| l["probe"] == "job").collect();
+    assert_eq!(envs.len(), 2, "{logs}");
+    for e in envs {
+        assert_eq!(e["env"]["TASK_KEY"], "task-secret-Wq9", "{e}");
+        assert_eq!(
+            e["env"]["GCE_METADATA_HOST"],
+            p.gateway().to_string(),
+            "{e}"
+        );
+    }
+    stop_clean(p);
+}

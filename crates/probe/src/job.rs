@@ -5,7 +5,10 @@
 //! - sleeps `PROBE_SLEEP_MS`, holds `PROBE_ALLOC_MIB` MiB meanwhile;
 //! - exits 1 when its index is in `PROBE_FAIL_INDEXES` (comma list) and its attempt is below
 //!   `PROBE_FAIL_ATTEMPTS` (default 1);
-//! - on SIGTERM prints `probe: SIGTERM received` and exits 143, unless `PROBE_IGNORE_SIGTERM=1`.
+//! - on SIGTERM prints `probe: SIGTERM received` and exits 143, unless `PROBE_IGNORE_SIGTERM=1`;
+//! - for each metadata path in `PROBE_METADATA` (comma list) prints one JSON line
+//!   `{"metadata": PATH, "status", "body"}` of the metadata server's answer, so tests see a
+//!   task's identity in its logs.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -68,6 +71,16 @@ pub async fn run() -> ExitCode {
     let index = env_u64("CLOUD_RUN_TASK_INDEX", 0);
     let attempt = env_u64("CLOUD_RUN_TASK_ATTEMPT", 0);
     record("start", index, attempt);
+    let paths = std::env::var("PROBE_METADATA").unwrap_or_default();
+    for path in paths.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let line = match crate::metadata::fetch(path).await {
+            Ok(answer) => {
+                json!({"metadata": path, "status": answer["status"], "body": answer["body"]})
+            }
+            Err(e) => json!({"metadata": path, "error": e}),
+        };
+        say!("{line}");
+    }
 
     let alloc_mib = env_u64("PROBE_ALLOC_MIB", 0) as usize;
     let Some(bytes) = alloc_mib.checked_mul(1 << 20) else {
