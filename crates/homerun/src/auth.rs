@@ -12,8 +12,10 @@
 
 use std::sync::Arc;
 
+use api::auth::Caller;
+use api::Status;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -109,105 +111,31 @@ pub fn credentials_router(
 const ID_TOKEN_REFUSED: &str =
     "an ID token does not authenticate to this API: send an OAuth 2 access token";
 
-fn error(status: StatusCode, rpc: &str, message: String) -> Response {
-    let body = json!({"error": {"code": status.as_u16(), "message": message, "status": rpc}});
-    (status, Json(body)).into_response()
-}
-
-/// The caller of a request to homerun's own routes (the admin, or a service account by
-/// its access token), or the 401 to answer.
-pub fn caller(authority: &Authority, headers: &HeaderMap) -> Result<Verified, Box<Response>> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
-    let unauthenticated =
-        |message: String| Box::new(error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message));
-    let Some(bearer) = bearer else {
-        return Err(unauthenticated(
-            "Request is missing required authentication credential. Expected OAuth 2 access token."
-                .into(),
-        ));
-    };
-    match authority.verify(bearer.trim(), identity::now()) {
-        Ok(Verified::ServiceAccount {
-            audience: Some(_), ..
-        }) => Err(unauthenticated(format!(
-            "Request had invalid authentication credentials: {ID_TOKEN_REFUSED}"
-        ))),
-        Ok(v) => Ok(v),
-        Err(e) => Err(unauthenticated(format!(
-            "Request had invalid authentication credentials: {e}"
-        ))),
-    }
-}
-
-/// The project a service account belongs to: `x@P.iam.gserviceaccount.com` is P's; the
-/// default compute account `N-compute@developer.gserviceaccount.com` is the project whose
-/// number is N, looked for among the projects homerun has records of. None: unknown.
-fn service_account_project(
-    store: &dyn store::Store,
-    default_project: &str,
-    email: &str,
-) -> Option<String> {
-    let (_, domain) = email.split_once('@')?;
-    if let Some(project) = domain.strip_suffix(".iam.gserviceaccount.com") {
-        return Some(project.to_string());
-    }
-    let number: u64 = email
-        .strip_suffix("-compute@developer.gserviceaccount.com")?
-        .parse()
-        .ok()?;
-    let matches = |p: &str| api::naming::project_number(p) == number;
-    if matches(default_project) {
-        return Some(default_project.to_string());
-    }
-    for kind in [
-        api::http::SERVICE_KIND,
-        api::http::JOB_KIND,
-        api::iam::IAM_POLICY_KIND,
-    ] {
-        let mut token: Option<String> = None;
-        loop {
-            let page = store.list(kind, "", 0, token.as_deref()).ok()?;
-            for r in &page.records {
-                if let Some(p) = r
-                    .name
-                    .strip_prefix("projects/")
-                    .and_then(|n| n.split('/').next())
-                {
-                    if matches(p) {
-                        return Some(p.to_string());
-                    }
-                }
-            }
-            match page.next_page_token {
-                Some(t) => token = Some(t),
-                None => break,
-            }
-        }
-    }
-    None
+/// The caller of a request to homerun's own routes, by the Admin API's rules (the admin,
+/// or a service account by its access token), or the 401 to answer.
+pub fn caller(authority: &Arc<Authority>, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
+    api::http::auth::authenticate_headers(&Tokens(authority.clone()), headers)
 }
 
 /// Whether `caller` holds `permission` on `project` (the project's IAM policy).
-pub fn project_allows(
+fn project_allows(
     store: &dyn store::Store,
-    caller: &Verified,
+    caller: &Caller,
     project: &str,
     permission: &str,
 ) -> bool {
     match caller {
-        Verified::Admin => true,
-        Verified::ServiceAccount { email, .. } => {
+        Caller::Admin => true,
+        Caller::Member(_) => {
             let policy =
                 api::iam::load_policy(store, &format!("projects/{project}")).unwrap_or_default();
-            api::iam::policy_allows(&[&policy], &format!("serviceAccount:{email}"), permission)
+            caller.may(&[&policy], permission)
         }
     }
+}
+
+fn refuse(status: Status) -> Response {
+    api::http::auth::refusal(&status)
 }
 
 /// The logs API's rule: the caller holds `run.executions.get` on the project.
@@ -217,14 +145,14 @@ pub fn logs_authorizer(
 ) -> crate::logs_api::Authorize {
     Arc::new(move |headers: &HeaderMap, project: &str| {
         let caller = caller(&authority, headers)?;
-        if project_allows(&*store, &caller, project, "run.executions.get") {
+        let permission = "run.executions.get";
+        if project_allows(&*store, &caller, project, permission) {
             Ok(())
         } else {
-            Err(Box::new(error(
-                StatusCode::FORBIDDEN,
-                "PERMISSION_DENIED",
-                format!("Permission 'run.executions.get' denied on resource 'projects/{project}' (or it may not exist)."),
-            )))
+            Err(Box::new(refuse(api::http::auth::permission_denied(
+                permission,
+                &format!("projects/{project}"),
+            ))))
         }
     })
 }
@@ -240,68 +168,50 @@ async fn generate(
         Err(r) => return *r,
     };
     if project != "-" {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            "The project of a service account's name must be '-'.".into(),
-        );
+        return refuse(Status::invalid_argument(
+            "The project of a service account's name must be '-'.",
+        ));
     }
     let Some((email, verb)) = method.rsplit_once(':') else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            format!("No method {method}."),
-        );
+        return refuse(Status::not_found(format!("No method {method}.")));
     };
     let permission = match verb {
         "generateIdToken" => "iam.serviceAccounts.getOpenIdToken",
         "generateAccessToken" => "iam.serviceAccounts.getAccessToken",
-        _ => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                format!("No method {verb}."),
-            )
-        }
+        _ => return refuse(Status::not_found(format!("No method {verb}."))),
     };
     if !email.contains('@') {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            format!("'{email}' is not a service account's email."),
-        );
+        return refuse(Status::invalid_argument(format!(
+            "'{email}' is not a service account's email."
+        )));
     }
-    let sa_project = service_account_project(&*s.store, &s.default_project, email);
-    let allowed = match (&caller, &sa_project) {
-        (Verified::Admin, _) => true,
-        (_, Some(project)) => project_allows(&*s.store, &caller, project, permission),
+    if let Caller::Member(_) = caller {
         // A member may not mint tokens of an account homerun cannot place in a project.
-        (_, None) => false,
-    };
-    if !allowed {
-        return error(
-            StatusCode::FORBIDDEN,
-            "PERMISSION_DENIED",
-            format!("Permission '{permission}' denied on resource (or it may not exist)."),
-        );
+        let sa_project =
+            api::http::auth::service_account_project(&*s.store, email, &s.default_project)
+                .unwrap_or_default();
+        let allowed =
+            sa_project.is_some_and(|p| project_allows(&*s.store, &caller, &p, permission));
+        if !allowed {
+            return refuse(api::http::auth::permission_denied(
+                permission,
+                &format!("projects/-/serviceAccounts/{email}"),
+            ));
+        }
     }
     let body = body.map(|Json(b)| b).unwrap_or(Value::Null);
     let now = identity::now();
     if verb == "generateIdToken" {
         let audience = body["audience"].as_str().unwrap_or_default();
         if audience.is_empty() {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "INVALID_ARGUMENT",
-                "audience is required.".into(),
-            );
+            return refuse(Status::invalid_argument("audience is required."));
         }
         return match s.authority.id_token(email, audience, now) {
             Ok(token) => Json(json!({ "token": token })).into_response(),
             Err(e @ identity::IdentityError::Invalid(_)) => {
-                error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", e.to_string())
+                refuse(Status::invalid_argument(e.to_string()))
             }
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()),
+            Err(e) => refuse(Status::internal(e.to_string())),
         };
     }
     let t = s.authority.access_token(email, now);

@@ -146,17 +146,31 @@ pub(crate) async fn require_auth(
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Err(status) => {
-            let mut response = error_response(&status, EnumEncoding::Name);
-            if status.code() == Code::Unauthenticated {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(WWW_AUTHENTICATE),
-                );
-            }
-            response
-        }
+        Err(status) => refusal(&status),
     }
+}
+
+/// The answer to a refused request: the status in Google's envelope, with
+/// `WWW-Authenticate` on a 401.
+pub fn refusal(status: &Status) -> Response {
+    let mut response = error_response(status, EnumEncoding::Name);
+    if status.code() == Code::Unauthenticated {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(WWW_AUTHENTICATE),
+        );
+    }
+    response
+}
+
+/// The caller of a request to a route served beside the API (homerun's logs and IAM
+/// Credentials routes), authenticated as the API's own routes are; the error is the 401
+/// to answer.
+pub fn authenticate_headers(
+    auth: &dyn Authenticator,
+    headers: &HeaderMap,
+) -> Result<Caller, Box<Response>> {
+    authenticate(auth, bearer(headers).as_deref()).map_err(|status| Box::new(refusal(&status)))
 }
 
 fn authenticate(auth: &dyn Authenticator, token: Option<&str>) -> Result<Caller, Status> {
