@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
@@ -182,44 +182,6 @@ fn bad_request(why: &str) -> Response {
     )
 }
 
-fn query(req: &Request) -> HashMap<String, String> {
-    req.uri()
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (k.to_string(), percent_decode(v)),
-            None => (p.to_string(), String::new()),
-        })
-        .collect()
-}
-
-/// `%XX` and `+` as in a form-encoded query (audiences are URLs).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 async fn answer(
     State(m): State<Metadata>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -270,7 +232,10 @@ async fn answer(
     else {
         return not_found();
     };
-    let q = query(&req);
+    // Form-decoded, as GCE reads its query (audiences are percent-encoded URLs).
+    let Ok(Query(q)) = Query::<HashMap<String, String>>::try_from_uri(req.uri()) else {
+        return bad_request("the query string is malformed");
+    };
     let is_dir = rest.is_empty() || rest.ends_with('/');
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
 
@@ -703,12 +668,23 @@ mod tests {
         assert!(d.caller([10, 0, 0, 2].into()).is_none());
     }
 
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("http%3A%2F%2Fa%2Fb"), "http://a/b");
-        assert_eq!(percent_decode("a+b%2"), "a b%2");
-        assert_eq!(percent_decode("%zz"), "%zz");
-        assert_eq!(percent_decode("%+1"), "% 1");
-        assert_eq!(percent_decode("é%é"), "é%é");
+    #[tokio::test]
+    async fn queries_are_form_decoded() {
+        let (app, authority, _dir) = setup();
+        let (status, _, token) = get(
+            &app,
+            INSTANCE_IP,
+            "/computeMetadata/v1/instance/service-accounts/default/identity?audience=a+b%2Fc%3Fd",
+            FLAVOR,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            authority.verify(&token, now()).unwrap(),
+            Verified::ServiceAccount {
+                email: "sa-1@proj.iam.gserviceaccount.com".into(),
+                audience: Some("a b/c?d".into())
+            }
+        );
     }
 }
